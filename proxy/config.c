@@ -1,0 +1,326 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/config.h"
+#include "proxy/log.h"
+
+enum opt_type { OPT_STR, OPT_LIST, OPT_LONG, OPT_CHOICE };
+
+struct option_def {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	const char *def;          /* default as text, NULL for none */
+	long min, max;            /* OPT_LONG range */
+	const char *choices;      /* OPT_CHOICE: '|'-separated */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+/* Each option is documented here, next to its parser entry; --help prints it. */
+static const struct option_def options[] = {
+	{ "listen", OPT_LIST, OFF(listen), "0.0.0.0:8883", 0, 0, NULL,
+	  "ADDR:PORT to accept TLS on; repeat for more ([::]:8883 for IPv6, port 0 = any)" },
+	{ "cert", OPT_STR, OFF(cert), NULL, 0, 0, NULL,
+	  "server certificate chain, PEM, leaf first (e.g. Let's Encrypt fullchain.pem)" },
+	{ "key", OPT_STR, OFF(key), NULL, 0, 0, NULL,
+	  "server private key, PEM (PKCS#8, SEC1 or PKCS#1)" },
+	{ "upstream", OPT_STR, OFF(upstream), NULL, 0, 0, NULL,
+	  "the plain MQTT broker: HOST:PORT, [V6]:PORT or unix:/path" },
+	{ "client-ca", OPT_STR, OFF(client_ca), NULL, 0, 0, NULL,
+	  "CA certificates (PEM) trusted for client certificates" },
+	{ "client-cert", OPT_CHOICE, OFF(client_cert), "none", 0, 0, "none|optional|required",
+	  "ask clients for a certificate: none, optional or required" },
+	{ "crl", OPT_STR, OFF(crl), NULL, 0, 0, NULL,
+	  "certificate revocation list(s), PEM, checked for client certificates" },
+	{ "workers", OPT_LONG, OFF(workers), "0", 0, 256, NULL,
+	  "event loop threads; 0 = one per core" },
+	{ "handshake-timeout", OPT_LONG, OFF(handshake_timeout), "10", 1, 3600, NULL,
+	  "seconds allowed for the TLS handshake" },
+	{ "connect-timeout", OPT_LONG, OFF(connect_timeout), "10", 1, 3600, NULL,
+	  "seconds allowed, after TLS, for the client's complete CONNECT" },
+	{ "upstream-timeout", OPT_LONG, OFF(upstream_timeout), "5", 1, 3600, NULL,
+	  "seconds allowed to connect to the broker" },
+	{ "max-connect-size", OPT_LONG, OFF(max_connect_size), "65536", 64, 16777216, NULL,
+	  "largest CONNECT packet accepted, bytes" },
+	{ "max-buffer", OPT_LONG, OFF(max_buffer), "262144", 16384, 1073741824, NULL,
+	  "bytes buffered per direction per connection before reading pauses" },
+	{ "max-handshakes", OPT_LONG, OFF(max_handshakes), "512", 1, 1000000, NULL,
+	  "concurrent TLS handshakes per worker; accepting pauses above it" },
+	{ "max-connections", OPT_LONG, OFF(max_connections), "100000", 1, 10000000, NULL,
+	  "connections per worker; accepting pauses above it" },
+	{ "log-level", OPT_CHOICE, OFF(log_level), "info", 0, 0, "error|warn|info|debug",
+	  "error, warn, info (one line per connection) or debug" },
+	{ "ready-file", OPT_STR, OFF(ready_file), NULL, 0, 0, NULL,
+	  "write the bound listen addresses here once accepting (for supervisors/tests)" },
+	{ "config", OPT_STR, OFF(config_file), NULL, 0, 0, NULL,
+	  "read options from FILE: `key value` per line, # comments; flags override it" },
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static const struct option_def *find_option(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (strlen(options[i].name) == len && memcmp(options[i].name, name, len) == 0)
+			return &options[i];
+	}
+	return NULL;
+}
+
+static int choice_ok(const char *choices, const char *value)
+{
+	size_t vlen = strlen(value);
+	const char *p = choices;
+
+	while (*p) {
+		const char *bar = strchr(p, '|');
+		size_t n = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (n == vlen && memcmp(p, value, n) == 0)
+			return 1;
+		p += n + (bar ? 1 : 0);
+	}
+	return 0;
+}
+
+/* |where| is "--name" or "file:line" for the error message. */
+static int set_option(struct config *cfg, const struct option_def *o, const char *value,
+                      const char *where)
+{
+	char *base = (char *)cfg;
+	char *end;
+	long v;
+
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_CHOICE: {
+		char **slot = (char **)(base + o->offset);
+
+		if (o->type == OPT_CHOICE && !choice_ok(o->choices, value)) {
+			fprintf(stderr, "mqtls: %s: expected one of %s, got '%s'\n", where, o->choices, value);
+			return 0;
+		}
+		if (*value == '\0') {
+			fprintf(stderr, "mqtls: %s: value must not be empty\n", where);
+			return 0;
+		}
+		free(*slot);
+		*slot = strdup(value);
+		return *slot != NULL;
+	}
+	case OPT_LIST:
+		if (cfg->n_listen >= CONFIG_MAX_LISTEN) {
+			fprintf(stderr, "mqtls: %s: at most %d listeners\n", where, CONFIG_MAX_LISTEN);
+			return 0;
+		}
+		cfg->listen[cfg->n_listen] = strdup(value);
+		if (cfg->listen[cfg->n_listen] == NULL)
+			return 0;
+		cfg->n_listen++;
+		return 1;
+	case OPT_LONG:
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
+			fprintf(stderr, "mqtls: %s: expected an integer from %ld to %ld, got '%s'\n",
+			        where, o->min, o->max, value);
+			return 0;
+		}
+		*(long *)(base + o->offset) = v;
+		return 1;
+	}
+	return 0;
+}
+
+static void clear_listen(struct config *cfg)
+{
+	for (int i = 0; i < cfg->n_listen; i++) {
+		free(cfg->listen[i]);
+		cfg->listen[i] = NULL;
+	}
+	cfg->n_listen = 0;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int load_file(struct config *cfg, const char *path)
+{
+	char line[4096], where[512];
+	int lineno = 0, file_listen = 0, ok = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		fprintf(stderr, "mqtls: --config %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s = trim(line), *key, *value;
+		const struct option_def *o;
+		size_t klen;
+
+		lineno++;
+		if (*s == '\0' || *s == '#')
+			continue;
+		key = s;
+		klen = strcspn(s, " \t");
+		value = trim(s + klen);
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		o = find_option(key, klen);
+		if (o == NULL || o->offset == OFF(config_file)) {
+			fprintf(stderr, "mqtls: %s: unknown key '%.*s'\n", where, (int)klen, key);
+			goto err;
+		}
+		if (o->type == OPT_LIST && !file_listen) {
+			clear_listen(cfg);
+			file_listen = 1;
+		}
+		if (!set_option(cfg, o, value, where))
+			goto err;
+	}
+	ok = 1;
+err:
+	fclose(f);
+	return ok;
+}
+
+static void print_help(void)
+{
+	printf("usage: mqtls --listen ADDR:PORT --cert FULLCHAIN --key KEY --upstream HOST:PORT [options]\n"
+	       "       mqtls passwd [-c] [-b] FILE USER [PASSWORD]\n\n"
+	       "A TLS front door for a plain MQTT broker.\n\noptions (also valid as `key value` lines in --config FILE):\n");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+
+		printf("  --%-20s %s", o->name, o->help);
+		if (o->def)
+			printf(" [%s]", o->def);
+		printf("\n");
+	}
+	printf("  --%-20s %s\n  --%-20s %s\n", "help", "print this and exit", "version",
+	       "print the version and exit");
+}
+
+/* Splits "--name=value" or "--name value"; returns the option or NULL. */
+static const struct option_def *arg_option(int argc, char **argv, int *i, const char **value)
+{
+	const char *a = argv[*i] + 2, *eq = strchr(a, '=');
+	size_t len = eq ? (size_t)(eq - a) : strlen(a);
+	const struct option_def *o = find_option(a, len);
+
+	if (o == NULL) {
+		fprintf(stderr, "mqtls: unknown option '%s' (see --help)\n", argv[*i]);
+		return NULL;
+	}
+	if (eq) {
+		*value = eq + 1;
+	} else if (*i + 1 < argc) {
+		*value = argv[++*i];
+	} else {
+		fprintf(stderr, "mqtls: --%s needs a value\n", o->name);
+		return NULL;
+	}
+	return o;
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv)
+{
+	const char *config_path = NULL;
+	int argv_listen = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			print_help();
+			return CONFIG_EXIT_OK;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("mqtls %s\n", MQTLS_VERSION);
+			return CONFIG_EXIT_OK;
+		}
+	}
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (options[i].def && !set_option(cfg, &options[i], options[i].def, "default"))
+			return CONFIG_ERROR;
+	}
+	/* First pass finds --config and validates the shape of argv. */
+	for (int i = 1; i < argc; i++) {
+		const struct option_def *o;
+		const char *value;
+
+		if (strncmp(argv[i], "--", 2) != 0) {
+			fprintf(stderr, "mqtls: unexpected argument '%s' (see --help)\n", argv[i]);
+			return CONFIG_ERROR;
+		}
+		if ((o = arg_option(argc, argv, &i, &value)) == NULL)
+			return CONFIG_ERROR;
+		if (o->offset == OFF(config_file))
+			config_path = value;
+	}
+	if (config_path && !load_file(cfg, config_path))
+		return CONFIG_ERROR;
+	for (int i = 1; i < argc; i++) {
+		char where[64];
+		const struct option_def *o;
+		const char *value;
+
+		o = arg_option(argc, argv, &i, &value);
+		if (o == NULL)
+			return CONFIG_ERROR;
+		if (o->type == OPT_LIST && !argv_listen) {
+			clear_listen(cfg);
+			argv_listen = 1;
+		}
+		snprintf(where, sizeof(where), "--%s", o->name);
+		if (!set_option(cfg, o, value, where))
+			return CONFIG_ERROR;
+	}
+	if (cfg->cert == NULL || cfg->key == NULL || cfg->upstream == NULL) {
+		fprintf(stderr, "mqtls: --cert, --key and --upstream are required (see --help)\n");
+		return CONFIG_ERROR;
+	}
+	if (cfg->client_cert && strcmp(cfg->client_cert, "none") != 0) {
+		cfg->cert_mode = strcmp(cfg->client_cert, "required") == 0 ? CLIENT_CERT_REQUIRED
+		                                                            : CLIENT_CERT_OPTIONAL;
+		if (cfg->client_ca == NULL) {
+			fprintf(stderr, "mqtls: --client-cert %s needs --client-ca FILE\n", cfg->client_cert);
+			return CONFIG_ERROR;
+		}
+	} else if (cfg->client_ca) {
+		/* A client CA on its own means the operator wants certificates checked when sent. */
+		cfg->cert_mode = CLIENT_CERT_OPTIONAL;
+	}
+	if (cfg->crl && cfg->client_ca == NULL) {
+		fprintf(stderr, "mqtls: --crl needs --client-ca FILE\n");
+		return CONFIG_ERROR;
+	}
+	return CONFIG_OK;
+}
+
+void config_cleanup(struct config *cfg)
+{
+	clear_listen(cfg);
+	free(cfg->cert);
+	free(cfg->key);
+	free(cfg->upstream);
+	free(cfg->client_ca);
+	free(cfg->client_cert);
+	free(cfg->crl);
+	free(cfg->log_level);
+	free(cfg->ready_file);
+	free(cfg->config_file);
+	memset(cfg, 0, sizeof(*cfg));
+}

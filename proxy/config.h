@@ -1,0 +1,52 @@
+/*
+ * Configuration: one option table drives the command line, the config file
+ * (`key value` per line, the same names as the long flags) and --help.
+ */
+#ifndef PROXY_CONFIG_H
+#define PROXY_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_LISTEN 8
+
+enum client_cert_mode { CLIENT_CERT_NONE, CLIENT_CERT_OPTIONAL, CLIENT_CERT_REQUIRED };
+
+/* Every string is owned by the struct and freed by config_cleanup. */
+struct config {
+	char *listen[CONFIG_MAX_LISTEN];
+	int n_listen;
+	char *cert;
+	char *key;
+	char *upstream;
+	char *client_ca;
+	char *client_cert;        /* none|optional|required, see cert_mode */
+	enum client_cert_mode cert_mode;
+	char *crl;
+	long workers;             /* 0: one per core */
+	long handshake_timeout;   /* seconds */
+	long connect_timeout;     /* seconds, TLS done -> full CONNECT */
+	long upstream_timeout;    /* seconds, TCP connect to the broker */
+	long max_connect_size;    /* bytes */
+	long max_buffer;          /* bytes buffered per direction per connection */
+	long max_handshakes;      /* concurrent TLS handshakes per worker */
+	long max_connections;     /* per worker */
+	char *log_level;
+	char *ready_file;
+	char *config_file;
+};
+
+enum config_result {
+	CONFIG_OK,
+	CONFIG_EXIT_OK,      /* --help or --version printed: exit 0 */
+	CONFIG_ERROR,        /* one-line error printed: exit 2 */
+};
+
+/*
+ * Fills |cfg| from defaults, then the file named by --config (if any), then
+ * argv (flags override the file). On error prints one line to stderr.
+ * The caller calls config_cleanup in every case.
+ */
+enum config_result config_load(struct config *cfg, int argc, char **argv);
+void config_cleanup(struct config *cfg);
+
+#endif

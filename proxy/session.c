@@ -1,0 +1,376 @@
+/*
+ * The connection state machine: creation, the TLS handshake, timers, event
+ * arming and the way out. Data movement is in forward.c, the CONNECT and
+ * the broker connection in session_connect.c.
+ *
+ * Every libevent callback here ends with session_settle(), which either
+ * finishes a CLOSING session whose buffers are flushed or re-arms exactly the
+ * events the current state and buffers call for (session_rearm). No other
+ * code adds or deletes a session's events.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/address.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "tls/io.h"
+
+static const char *const state_names[] = {
+	"handshake", "await_connect", "authenticating", "upstream_connecting",
+	"forwarding", "closing", "dead",
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct session *session_get(void *arg)
+{
+	struct session *s = arg;
+
+	/* A stale callback on freed memory must stop loudly, not corrupt. */
+	if (s == NULL || s->magic != SESSION_MAGIC)
+		abort();
+	return s;
+}
+
+static size_t buf_len(const struct evbuffer *b)
+{
+	return b ? evbuffer_get_length(b) : 0;
+}
+
+static void leave_handshake_count(struct session *s)
+{
+	if (s->flags & F_IN_HANDSHAKE_COUNT) {
+		s->flags &= ~F_IN_HANDSHAKE_COUNT;
+		worker_handshake_done(s->w);
+	}
+}
+
+void session_rearm(struct session *s)
+{
+	size_t max = s->w->proxy->max_buffer;
+	size_t up = buf_len(s->to_up), down = buf_len(s->to_client);
+	int client_ok = !(s->flags & F_CLIENT_DEAD);
+	uint8_t want = 0;
+	struct {
+		uint8_t bit;
+		struct event *ev;
+	} map[] = {
+		{ ARM_CLIENT_READ, &s->ev_crd }, { ARM_CLIENT_WRITE, &s->ev_cwr },
+		{ ARM_UP_READ, &s->ev_urd }, { ARM_UP_WRITE, &s->ev_uwr },
+	};
+
+	switch (s->state) {
+	case S_HANDSHAKE:
+		want = (s->flags & F_HS_WANTS_WRITE) ? ARM_CLIENT_WRITE : ARM_CLIENT_READ;
+		break;
+	case S_AWAIT_CONNECT:
+	case S_AUTHENTICATING:
+	case S_UPSTREAM_CONNECTING:
+	case S_FORWARDING:
+		/* Backpressure: the client is read only while the broker side
+		 * has room, and the broker only while the client side has. */
+		if (client_ok && !(s->flags & F_CLIENT_EOF) && up < max)
+			want |= (s->flags & F_READ_WANTS_WRITE) ? ARM_CLIENT_WRITE : ARM_CLIENT_READ;
+		if (client_ok && down > 0)
+			want |= (s->flags & F_WRITE_WANTS_READ) ? ARM_CLIENT_READ : ARM_CLIENT_WRITE;
+		if (s->state == S_UPSTREAM_CONNECTING)
+			want |= ARM_UP_WRITE;
+		if (s->state == S_FORWARDING) {
+			if (!(s->flags & (F_UP_EOF | F_UP_DEAD)) && down < max)
+				want |= ARM_UP_READ;
+			if (up > 0)
+				want |= ARM_UP_WRITE;
+		}
+		break;
+	case S_CLOSING:
+		if (client_ok && down > 0)
+			want |= (s->flags & F_WRITE_WANTS_READ) ? ARM_CLIENT_READ : ARM_CLIENT_WRITE;
+		if (s->ufd >= 0 && !(s->flags & F_UP_DEAD) && up > 0)
+			want |= ARM_UP_WRITE;
+		break;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		uint8_t bit = map[i].bit;
+
+		if ((want & bit) && !(s->armed & bit))
+			event_add(map[i].ev, NULL);
+		else if (!(want & bit) && (s->armed & bit))
+			event_del(map[i].ev);
+	}
+	s->armed = want;
+}
+
+static void log_close(struct session *s)
+{
+	char peer[80];
+	const SSL_CIPHER *cipher = (s->flags & F_TLS_DONE) ? SSL_get_current_cipher(s->ssl) : NULL;
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
+	log_msg(LOG_INFO,
+	        "close peer=%s tls=%s cipher=%s client_id=\"%s\" mqtt=%u in=%llu out=%llu ms=%llu state=%s reason=%s",
+	        peer, (s->flags & F_TLS_DONE) ? SSL_get_version(s->ssl) : "-",
+	        cipher ? SSL_CIPHER_get_name(cipher) : "-", s->client_id ? s->client_id : "",
+	        s->mqtt_version, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+	        (unsigned long long)(now_ms() - s->start_ms),
+	        state_names[s->state], s->close_reason ? s->close_reason : "error");
+}
+
+/* Ends the session now: close_notify, log, stop every event, close sockets.
+ * The memory stays valid until the worker's reaper runs, so callers up the
+ * stack may still look at s->state (S_DEAD) and return. */
+static void session_finish(struct session *s)
+{
+	if ((s->flags & F_TLS_DONE) && !(s->flags & F_CLIENT_DEAD))
+		tls_close_notify(s->ssl);
+	leave_handshake_count(s);
+	log_close(s);
+	event_del(&s->ev_crd);
+	event_del(&s->ev_cwr);
+	event_del(&s->ev_urd);
+	event_del(&s->ev_uwr);
+	event_del(&s->ev_timer);
+	s->armed = 0;
+	if (s->ufd >= 0)
+		close(s->ufd);
+	s->ufd = -1;
+	/* Orderly TCP close after close_notify; the fd goes with the SSL. */
+	if (s->cfd >= 0)
+		close(s->cfd);
+	s->cfd = -1;
+	s->state = S_DEAD;
+	worker_session_finished(s->w, s);
+}
+
+void session_maybe_finish(struct session *s)
+{
+	int client_pending, up_pending;
+
+	if (s->state != S_CLOSING)
+		return;
+	client_pending = !(s->flags & F_CLIENT_DEAD) && buf_len(s->to_client) > 0;
+	up_pending = s->ufd >= 0 && !(s->flags & F_UP_DEAD) && buf_len(s->to_up) > 0;
+	if (!client_pending && !up_pending)
+		session_finish(s);
+}
+
+/* The end of every callback: finish or re-arm. */
+static void session_settle(struct session *s)
+{
+	if (s->state == S_CLOSING)
+		session_maybe_finish(s);
+	if (s->state != S_DEAD)
+		session_rearm(s);
+}
+
+static void set_timer(struct session *s, const struct timeval *tv)
+{
+	if (tv)
+		event_add(&s->ev_timer, tv);
+	else
+		event_del(&s->ev_timer);
+}
+
+void session_close(struct session *s, const char *reason)
+{
+	if (s->state == S_DEAD || s->state == S_CLOSING) {
+		if (s->close_reason == NULL)
+			s->close_reason = reason;
+		return;
+	}
+	s->close_reason = reason;
+	leave_handshake_count(s);
+	/* Before FORWARDING nothing the client sent may reach the broker. */
+	if (s->state != S_FORWARDING) {
+		if (s->ufd >= 0)
+			close(s->ufd);
+		s->ufd = -1;
+	}
+	if (s->state == S_HANDSHAKE)
+		s->flags |= F_CLIENT_DEAD;
+	s->state = S_CLOSING;
+	set_timer(s, &s->w->proxy->linger_timeout);
+}
+
+static void handshake_failed(struct session *s)
+{
+	char peer[80], e[160];
+
+	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
+	if (s->peer.verify_error)
+		log_warn("verify failed peer=%s depth=%d reason=\"%s\"", peer, s->peer.verify_depth,
+		         s->peer.verify_error);
+	else
+		log_debug("handshake failed peer=%s error=\"%s\"", peer, tls_last_error(e, sizeof(e)));
+	s->flags |= F_CLIENT_DEAD;
+	session_close(s, "handshake_failed");
+}
+
+static void do_handshake(struct session *s)
+{
+	switch (tls_handshake(s->ssl)) {
+	case TLS_IO_OK:
+		s->flags |= F_TLS_DONE;
+		s->flags &= ~F_HS_WANTS_WRITE;
+		leave_handshake_count(s);
+		s->state = S_AWAIT_CONNECT;
+		set_timer(s, &s->w->proxy->connect_timeout);
+		forward_client_in(s);
+		break;
+	case TLS_IO_WANT_READ:
+		s->flags &= ~F_HS_WANTS_WRITE;
+		break;
+	case TLS_IO_WANT_WRITE:
+		s->flags |= F_HS_WANTS_WRITE;
+		break;
+	default:
+		handshake_failed(s);
+		break;
+	}
+}
+
+static void on_client_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = session_get(arg);
+
+	if (s->state == S_HANDSHAKE) {
+		do_handshake(s);
+	} else {
+		/* Each direction is retried when the event it waited for arrives. */
+		if (what & EV_READ) {
+			if (s->flags & F_WRITE_WANTS_READ)
+				forward_client_out(s);
+			if (s->state != S_DEAD)
+				forward_client_in(s);
+		}
+		if ((what & EV_WRITE) && s->state != S_DEAD) {
+			if (s->flags & F_READ_WANTS_WRITE)
+				forward_client_in(s);
+			if (s->state != S_DEAD)
+				forward_client_out(s);
+		}
+	}
+	if (s->state != S_DEAD)
+		session_settle(s);
+}
+
+static void on_up_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = session_get(arg);
+
+	if (s->state == S_UPSTREAM_CONNECTING) {
+		session_try_connect(s);
+	} else {
+		if (what & EV_READ)
+			forward_up_in(s);
+		if ((what & EV_WRITE) && s->state != S_DEAD)
+			forward_up_out(s);
+	}
+	if (s->state != S_DEAD)
+		session_settle(s);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = session_get(arg);
+
+	switch (s->state) {
+	case S_HANDSHAKE:
+		s->flags |= F_CLIENT_DEAD;
+		session_close(s, "handshake_timeout");
+		break;
+	case S_AWAIT_CONNECT:
+		session_close(s, "connect_timeout");
+		break;
+	case S_UPSTREAM_CONNECTING:
+		session_refuse(s, -1, "broker_timeout");
+		break;
+	case S_CLOSING:
+		/* The peers had their chance to take the rest: drop it. */
+		s->flags |= F_CLIENT_DEAD | F_UP_DEAD;
+		break;
+	default:
+		break;
+	}
+	if (s->state != S_DEAD)
+		session_settle(s);
+}
+
+void session_close_now(struct session *s, const char *reason)
+{
+	session_close(s, reason);
+	if (s->state != S_DEAD)
+		session_settle(s);
+}
+
+struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	SSL_CTX *ctx = NULL;
+
+	if (s == NULL)
+		goto err;
+	s->magic = SESSION_MAGIC;
+	s->w = w;
+	s->cfd = fd;
+	s->ufd = -1;
+	s->state = S_HANDSHAKE;
+	s->start_ms = now_ms();
+	if (salen <= sizeof(s->addr))
+		memcpy(&s->addr, sa, salen);
+	ctx = proxy_get_ssl_ctx(w->proxy);
+	s->ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);      /* the SSL holds its own reference */
+	if (s->ssl == NULL || !SSL_set_fd(s->ssl, fd) || !tls_peer_attach(s->ssl, &s->peer))
+		goto err;
+	SSL_set_accept_state(s->ssl);
+	event_assign(&s->ev_crd, w->base, fd, EV_READ | EV_PERSIST, on_client_event, s);
+	event_assign(&s->ev_cwr, w->base, fd, EV_WRITE | EV_PERSIST, on_client_event, s);
+	evtimer_assign(&s->ev_timer, w->base, on_timer, s);
+	s->flags |= F_IN_HANDSHAKE_COUNT;
+	set_timer(s, &w->proxy->handshake_timeout);
+	session_rearm(s);
+	return s;
+err:
+	if (s) {
+		SSL_free(s->ssl);
+		free(s);
+	}
+	close(fd);
+	return NULL;
+}
+
+void session_assign_upstream(struct session *s)
+{
+	event_assign(&s->ev_urd, s->w->base, s->ufd, EV_READ | EV_PERSIST, on_up_event, s);
+	event_assign(&s->ev_uwr, s->w->base, s->ufd, EV_WRITE | EV_PERSIST, on_up_event, s);
+}
+
+void session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	SSL_free(s->ssl);
+	if (s->to_up)
+		evbuffer_free(s->to_up);
+	if (s->to_client)
+		evbuffer_free(s->to_client);
+	tls_peer_cleanup(&s->peer);
+	free(s->client_id);
+	s->magic = 0;
+	free(s);
+}

@@ -1,0 +1,112 @@
+/*
+ * One client connection and everything it owns: the client socket and its
+ * SSL, the broker socket, their events (embedded), buffers only while data is
+ * pending, one timer, counters. Its life is a state machine:
+ *
+ *   HANDSHAKE -> AWAIT_CONNECT -> AUTHENTICATING -> UPSTREAM_CONNECTING
+ *             -> FORWARDING -> CLOSING -> (freed by the worker)
+ *
+ * session_close() is the only way out, callable from any state any number of
+ * times; memory is freed by the worker after the current callback returns.
+ */
+#ifndef PROXY_SESSION_H
+#define PROXY_SESSION_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/ssl.h>
+
+#include "tls/peer.h"
+
+#define SESSION_MAGIC 0x6d71746cu   /* "mqtl" */
+
+enum session_state {
+	S_HANDSHAKE,
+	S_AWAIT_CONNECT,
+	S_AUTHENTICATING,
+	S_UPSTREAM_CONNECTING,
+	S_FORWARDING,
+	S_CLOSING,
+	S_DEAD,
+};
+
+/* Event bits for session->armed / the wanted set. */
+enum {
+	ARM_CLIENT_READ = 1,
+	ARM_CLIENT_WRITE = 2,
+	ARM_UP_READ = 4,
+	ARM_UP_WRITE = 8,
+};
+
+/* Flags. */
+enum {
+	F_READ_WANTS_WRITE = 1 << 0,    /* SSL_read needs the socket writable */
+	F_WRITE_WANTS_READ = 1 << 1,    /* SSL_write needs the socket readable */
+	F_HS_WANTS_WRITE = 1 << 2,      /* handshake waits for writable */
+	F_CLIENT_EOF = 1 << 3,          /* no more bytes will come from the client */
+	F_CLIENT_DEAD = 1 << 4,         /* never write to the client again */
+	F_UP_EOF = 1 << 5,
+	F_UP_DEAD = 1 << 6,
+	F_IN_HANDSHAKE_COUNT = 1 << 7,  /* counted in worker->n_handshakes */
+	F_TLS_DONE = 1 << 8,            /* handshake completed: close_notify makes sense */
+};
+
+struct worker;
+
+struct session {
+	uint32_t magic;
+	uint8_t state;                  /* enum session_state */
+	uint8_t armed;                  /* ARM_* bits currently added to the loop */
+	uint8_t mqtt_version;           /* 0 until a CONNECT was parsed */
+	uint16_t flags;
+	int cfd;                        /* client socket, owned */
+	int ufd;                        /* broker socket, owned, -1 if none */
+	SSL *ssl;                       /* owned */
+	struct worker *w;               /* borrowed */
+	struct session *next, *prev;    /* worker's list */
+	struct event ev_crd, ev_cwr, ev_urd, ev_uwr, ev_timer;
+	struct evbuffer *to_up;         /* plaintext for the broker; owned, NULL when empty */
+	struct evbuffer *to_client;     /* plaintext to encrypt; owned, NULL when empty */
+	struct tls_peer peer;
+	char *client_id;                /* escaped copy for the log; owned */
+	const char *close_reason;       /* static string */
+	uint64_t bytes_in;              /* plaintext from client */
+	uint64_t bytes_out;             /* plaintext to client */
+	uint64_t start_ms;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+};
+
+/* Takes ownership of |fd|; starts the TLS handshake. Returns NULL on failure
+ * (the fd is closed). */
+struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Ends the session with |reason| (kept if one was already set): flushes what
+ * can be flushed, sends close_notify, then hands it to the worker to free. */
+void session_close(struct session *s, const char *reason);
+/* session_close for code outside a session callback (the worker's stop):
+ * also settles the session, which may finish it at once. */
+void session_close_now(struct session *s, const char *reason);
+/* Frees the memory of a finished session (worker only). */
+void session_free(struct session *s);
+
+/* Internal to proxy/session*.c and proxy/forward.c */
+void session_rearm(struct session *s);
+void session_connect_parsed(struct session *s);
+void session_refuse(struct session *s, int refusal, const char *reason);
+void forward_client_in(struct session *s);
+void forward_client_out(struct session *s);
+void forward_up_in(struct session *s);
+void forward_up_out(struct session *s);
+void session_try_connect(struct session *s);
+void session_assign_upstream(struct session *s);
+void session_parse_connect(struct session *s);
+void session_maybe_finish(struct session *s);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * A worker is one thread with one event loop and its own listening sockets
+ * (SO_REUSEPORT): the kernel spreads new connections across workers and a
+ * connection never moves between threads.
+ */
+#ifndef PROXY_WORKER_H
+#define PROXY_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "proxy/config.h"
+#include "proxy/proxy.h"
+
+struct session;
+
+struct worker {
+	int id;
+	struct proxy *proxy;               /* shared, borrowed */
+	struct event_base *base;           /* owned */
+	int lfd[CONFIG_MAX_LISTEN];        /* owned listening sockets */
+	int n_listen;
+	struct event ev_listen[CONFIG_MAX_LISTEN];
+	int accepting;                     /* listen events armed */
+	struct event ev_resume;            /* re-arms accepting after EMFILE */
+	struct event ev_reap;              /* frees finished sessions */
+	struct event ev_stop;              /* activated from the main thread */
+	struct event ev_deadline;          /* hard stop during shutdown */
+	struct session *sessions;          /* live sessions, owned */
+	struct session *dead;              /* finished, freed by ev_reap */
+	long n_sessions;
+	long n_handshakes;
+	int stopping;
+	unsigned char *scratch;            /* per-loop buffer, owned */
+	pthread_t thread;
+};
+
+/*
+ * Binds one listening socket per address in |cfg->listen| for worker |w|.
+ * |bound| carries the addresses actually bound by the first worker (port 0
+ * resolved), so that every worker shares the same ports. Returns 1/0 and
+ * writes a one-line error.
+ */
+int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound,
+                char *err, size_t errlen);
+int worker_start(struct worker *w);
+/* Thread-safe: asks the worker to stop accepting and close its sessions. */
+void worker_request_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_cleanup(struct worker *w);
+
+/* Called by sessions. */
+void worker_session_finished(struct worker *w, struct session *s);
+void worker_handshake_done(struct worker *w);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * What the TLS layer learned about the client, kept in the session after the
+ * handshake so that no parsed certificate outlives it (DESIGN.md §4).
+ */
+#ifndef TLS_PEER_H
+#define TLS_PEER_H
+
+#include <openssl/ssl.h>
+
+struct tls_peer {
+	const char *verify_error;   /* static string from BoringSSL, or NULL */
+	int verify_depth;
+	char *subject_cn;           /* owned; NULL if no verified client cert */
+};
+
+/* Attaches |peer| (borrowed; must outlive |ssl|'s handshake) to |ssl| so the
+ * verify callback can fill it. */
+int tls_peer_attach(SSL *ssl, struct tls_peer *peer);
+void tls_peer_cleanup(struct tls_peer *peer);
+
+/* The verify callback installed by tls_server_ctx_new. */
+int tls_peer_verify_cb(int ok, X509_STORE_CTX *store);
+
+#endif
