@@ -91,11 +91,11 @@ fuzz: $(FUZZ_BIN)
 # last line it prints is "N passed, M failed".
 test: deps
 	@$(MAKE) --no-print-directory all asan fuzz
-	@sh tests/run.sh
+	@bash tests/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory $(B)/mqtls
-	@sh tests/demo.sh
+	@bash tests/demo.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all
