@@ -346,7 +346,7 @@ enum mqtt_connect_error mqtt_connect_parse(const uint8_t *pkt, size_t len,
 	if (mqtt_frame_parse(pkt, len, len, &frame) != MQTT_FRAME_OK ||
 	    frame.total_len != len) {
 		e = fail(&p, MQTT_CONNECT_MALFORMED,
-		         "[2.2.3] remaining length does not match the packet");
+		         "[2.2.3] remaining length malformed or not matching the packet");
 		goto err;
 	}
 	/* [MQTT-3.1.0-1] the first packet must be CONNECT. */

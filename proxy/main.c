@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -63,6 +64,18 @@ static int write_ready_file(const char *path, const struct address *bound, int n
 	if (fclose(f) != 0)
 		return 0;
 	return rename(tmp, path) == 0;
+}
+
+/* Each client needs two descriptors here (client and broker side); take
+ * the whole hard limit rather than fail at the soft one. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 static long default_workers(void)
@@ -143,6 +156,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	if (evthread_use_pthreads() != 0) {
 		fprintf(stderr, "mqtls: libevent has no thread support\n");
 		goto out;

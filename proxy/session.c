@@ -56,6 +56,20 @@ static void leave_handshake_count(struct session *s)
 	}
 }
 
+void session_close_upstream(struct session *s)
+{
+	/* The events leave the loop before the fd number can be reused. */
+	if (s->flags & F_UP_EVENTS) {
+		event_del(&s->ev_urd);
+		event_del(&s->ev_uwr);
+		s->armed &= (uint8_t)~(ARM_UP_READ | ARM_UP_WRITE);
+		s->flags &= ~F_UP_EVENTS;
+	}
+	if (s->ufd >= 0)
+		close(s->ufd);
+	s->ufd = -1;
+}
+
 void session_rearm(struct session *s)
 {
 	size_t max = s->w->proxy->max_buffer;
@@ -127,7 +141,7 @@ static void log_close(struct session *s)
 	        cipher ? SSL_CIPHER_get_name(cipher) : "-", s->client_id ? s->client_id : "",
 	        s->mqtt_version, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	        (unsigned long long)(now_ms() - s->start_ms),
-	        state_names[s->state], s->close_reason ? s->close_reason : "error");
+	        state_names[s->close_state], s->close_reason ? s->close_reason : "error");
 }
 
 /* Ends the session now: close_notify, log, stop every event, close sockets.
@@ -141,13 +155,9 @@ static void session_finish(struct session *s)
 	log_close(s);
 	event_del(&s->ev_crd);
 	event_del(&s->ev_cwr);
-	event_del(&s->ev_urd);
-	event_del(&s->ev_uwr);
 	event_del(&s->ev_timer);
+	session_close_upstream(s);
 	s->armed = 0;
-	if (s->ufd >= 0)
-		close(s->ufd);
-	s->ufd = -1;
 	/* Orderly TCP close after close_notify; the fd goes with the SSL. */
 	if (s->cfd >= 0)
 		close(s->cfd);
@@ -193,13 +203,11 @@ void session_close(struct session *s, const char *reason)
 		return;
 	}
 	s->close_reason = reason;
+	s->close_state = s->state;
 	leave_handshake_count(s);
 	/* Before FORWARDING nothing the client sent may reach the broker. */
-	if (s->state != S_FORWARDING) {
-		if (s->ufd >= 0)
-			close(s->ufd);
-		s->ufd = -1;
-	}
+	if (s->state != S_FORWARDING)
+		session_close_upstream(s);
 	if (s->state == S_HANDSHAKE)
 		s->flags |= F_CLIENT_DEAD;
 	s->state = S_CLOSING;
@@ -358,6 +366,7 @@ void session_assign_upstream(struct session *s)
 {
 	event_assign(&s->ev_urd, s->w->base, s->ufd, EV_READ | EV_PERSIST, on_up_event, s);
 	event_assign(&s->ev_uwr, s->w->base, s->ufd, EV_WRITE | EV_PERSIST, on_up_event, s);
+	s->flags |= F_UP_EVENTS;
 }
 
 void session_free(struct session *s)

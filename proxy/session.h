@@ -53,6 +53,7 @@ enum {
 	F_UP_DEAD = 1 << 6,
 	F_IN_HANDSHAKE_COUNT = 1 << 7,  /* counted in worker->n_handshakes */
 	F_TLS_DONE = 1 << 8,            /* handshake completed: close_notify makes sense */
+	F_UP_EVENTS = 1 << 9,           /* ev_urd/ev_uwr are assigned */
 };
 
 struct worker;
@@ -62,6 +63,7 @@ struct session {
 	uint8_t state;                  /* enum session_state */
 	uint8_t armed;                  /* ARM_* bits currently added to the loop */
 	uint8_t mqtt_version;           /* 0 until a CONNECT was parsed */
+	uint8_t close_state;            /* the state session_close was called in */
 	uint16_t flags;
 	int cfd;                        /* client socket, owned */
 	int ufd;                        /* broker socket, owned, -1 if none */
@@ -106,6 +108,7 @@ void forward_up_in(struct session *s);
 void forward_up_out(struct session *s);
 void session_try_connect(struct session *s);
 void session_assign_upstream(struct session *s);
+void session_close_upstream(struct session *s);
 void session_parse_connect(struct session *s);
 void session_maybe_finish(struct session *s);
 

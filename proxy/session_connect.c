@@ -43,10 +43,7 @@ void session_refuse(struct session *s, int refusal, const char *reason)
 
 	if (s->mqtt_version != 0)
 		n = mqtt_connack_build(s->mqtt_version, why, pkt, sizeof(pkt));
-	if (s->ufd >= 0) {
-		close(s->ufd);
-		s->ufd = -1;
-	}
+	session_close_upstream(s);
 	if (s->to_up) {
 		evbuffer_free(s->to_up);
 		s->to_up = NULL;

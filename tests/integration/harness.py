@@ -207,8 +207,7 @@ class Broker(Proc):
             "log_dest stderr\n"
             "log_type all\n"
             "connection_messages true\n"
-            "log_timestamp true\n"
-            "max_queued_messages 0\n" + extra)
+            "log_timestamp true\n" + extra)
         self.conf = conf
         self._probe_ports = set()
         super().__init__(ctx, "mosquitto", [MOSQUITTO, "-c", conf], log)
@@ -399,6 +398,10 @@ class Ctx:
             return RefProxy(self, args + [str(a) for a in extra])
         return Mqtls(self, args + [str(a) for a in extra])
 
+    def mqtls_raw(self, args):
+        """Start mqtls with exactly these arguments (plus --ready-file)."""
+        return Mqtls(self, [str(a) for a in args])
+
     def pair(self, *extra, **kw):
         """Broker + mqtls in front of it."""
         b = self.broker()
@@ -426,14 +429,16 @@ class Ctx:
             ctx.set_alpn_protocols(alpn)
         return ctx
 
-    def tls_connect(self, proxy, ctx=None, host=None, port=None, timeout=5):
-        """TLS connection to mqtls (handshake done); returns the SSLSocket."""
+    def tls_connect(self, proxy, ctx=None, host=None, port=None, timeout=5, strict_eof=False):
+        """TLS connection to mqtls (handshake done); returns the SSLSocket.
+        strict_eof: a TCP close without close_notify raises instead of
+        reading as a clean EOF."""
         host = host or proxy.host
         port = port or proxy.port
         ctx = ctx or self.client_context()
         raw = socket.create_connection((host, port), timeout=timeout)
         try:
-            s = ctx.wrap_socket(raw, server_hostname=host)
+            s = ctx.wrap_socket(raw, server_hostname=host, suppress_ragged_eofs=not strict_eof)
         except Exception:
             raw.close()
             raise
@@ -469,7 +474,7 @@ class Ctx:
             if isinstance(p, Proc) and p.name not in ("mqtls", "mosquitto"):
                 out.append("---- %s log (last 20 lines) ----" % p.name)
                 out += tail(p.log_path, 20)
-        return out + self.notes
+        return out + ["# " + n for n in self.notes]
 
 
 class _SockCloser:

@@ -38,7 +38,8 @@ def props(raw=b""):
 
 
 def connect(version=4, client_id="", clean=True, keepalive=30, flags=None, proto_name=None,
-            properties=b"", username=None, password=None, will=None, level=None):
+            properties=b"", username=None, password=None, will=None, level=None,
+            will_properties=b"", will_qos=0, will_retain=False):
     """CONNECT packet. version 3 -> MQIsdp/3, 4 -> MQTT/4, 5 -> MQTT/5.
     flags overrides the computed connect flags byte (for malformed packets);
     level overrides the protocol level byte."""
@@ -48,9 +49,9 @@ def connect(version=4, client_id="", clean=True, keepalive=30, flags=None, proto
     payload = utf8(client_id)
     if will is not None:
         topic, msg = will
-        f |= 0x04
+        f |= 0x04 | (will_qos << 3) | (0x20 if will_retain else 0)
         if version == 5:
-            payload += props()
+            payload += props(will_properties)
         payload += utf8(topic) + utf8(msg)
     if username is not None:
         f |= 0x80
@@ -103,6 +104,7 @@ class Reader:
     def __init__(self, sock):
         self.sock = sock
         self.buf = bytearray()
+        self.closed_how = None   # "EOF" (clean, after close_notify if TLS) or the error
 
     def _fill(self, deadline):
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
@@ -119,8 +121,10 @@ class Reader:
         except ssl.SSLWantReadError:
             return
         except (ssl.SSLError, ConnectionError, OSError) as e:
+            self.closed_how = repr(e)
             raise Closed(repr(e))
         if not data:
+            self.closed_how = "EOF"
             raise Closed("EOF")
         self.buf += data
 
@@ -167,6 +171,21 @@ class Reader:
 def connack_code(body):
     """Return code (3.1.1) or reason code (5.0) of a CONNACK body."""
     return body[1]
+
+
+def publish_properties(flags, body):
+    """Raw property bytes of a v5 PUBLISH."""
+    tlen = struct.unpack(">H", body[:2])[0]
+    i = 2 + tlen + (2 if (flags >> 1) & 3 else 0)
+    n, mult = 0, 1
+    while True:
+        b = body[i]
+        i += 1
+        n += (b & 0x7F) * mult
+        mult *= 128
+        if not b & 0x80:
+            break
+    return body[i:i + n]
 
 
 def publish_fields(flags, body, version=4):

@@ -43,6 +43,7 @@ def run_one(fn):
             dead = ctx.unexpected_exits()
             if dead:
                 raise harness.Fail("; ".join(dead))
+            lines = list(ctx.notes)
         except harness.Skip as e:
             status, lines = "skip", [str(e)]
         except BaseException:
@@ -104,6 +105,8 @@ def main(argv):
             status, lines, secs = fut.result()
             if status == "ok":
                 print("ok %d - %s  # %.1fs" % (n, t.__name__, secs))
+                for l in lines:
+                    print("#   " + l)
             elif status == "skip":
                 print("ok %d - %s # SKIP %s" % (n, t.__name__, " ".join(lines)))
             else:

@@ -1,0 +1,437 @@
+/*
+ * One benchmark client's life (client.h): a state machine driven by two
+ * persistent fd events (readable, writable), armed only while needed, and
+ * one timer for the stage timeout, the hold and the keepalive pings.
+ */
+#include "bench/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "bench/mqtt_codec.h"
+#include "bench/tls_client.h"
+
+static void on_io(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static struct bench_client *client_from_arg(void *arg)
+{
+	struct bench_client *c = arg;
+
+	if (c->magic != CLIENT_MAGIC)
+		abort();        /* a callback on a freed client: fail loudly */
+	return c;
+}
+
+static void arm(struct bench_client *c, int want_read, int want_write)
+{
+	if (want_read && !c->rd_on)
+		event_add(&c->rd, NULL);
+	else if (!want_read && c->rd_on)
+		event_del(&c->rd);
+	if (want_write && !c->wr_on)
+		event_add(&c->wr, NULL);
+	else if (!want_write && c->wr_on)
+		event_del(&c->wr);
+	c->rd_on = want_read;
+	c->wr_on = want_write;
+}
+
+static void set_timer(struct bench_client *c, double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	event_add(&c->timer, &tv);
+}
+
+/* Releases the socket and the SSL and hands the client to the worker's dead
+ * list; after this no callback of |c| runs again. */
+static void close_now(struct bench_client *c)
+{
+	int was_pending = c->state < CLIENT_CONNECTED;
+
+	if (c->state == CLIENT_CLOSED)
+		return;
+	if (c->state == CLIENT_CONNECTED)
+		atomic_fetch_sub(&c->w->stats.active, 1);
+	c->state = CLIENT_CLOSED;
+	event_del(&c->rd);
+	event_del(&c->wr);
+	event_del(&c->timer);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	worker_client_closed(c->w, c, was_pending);
+}
+
+static void fail(struct bench_client *c, enum bench_error kind)
+{
+	if (c->state == CLIENT_CLOSED)
+		return;
+	bench_stats_error(&c->w->stats, kind);
+	close_now(c);
+}
+
+/* Writes what is queued. Returns 0 if the client closed. */
+static int flush(struct bench_client *c)
+{
+	enum bench_error err = BERR_TCP_OTHER;
+	size_t done;
+
+	c->write_wants_read = 0;
+	while (c->out_off < c->out_len) {
+		switch (client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err)) {
+		case IO_OK:
+			c->out_off += (uint16_t)done;
+			break;
+		case IO_WANT_WRITE:
+			arm(c, 1, 1);
+			return 1;
+		case IO_WANT_READ:
+			c->write_wants_read = 1;
+			arm(c, 1, 0);
+			return 1;
+		case IO_CLOSED:
+			fail(c, BERR_CLOSED);
+			return 0;
+		case IO_FAILED:
+			fail(c, err);
+			return 0;
+		}
+	}
+	c->out_off = c->out_len = 0;
+	arm(c, 1, c->read_wants_write);
+	return 1;
+}
+
+static struct outbuf out_tail(struct bench_client *c)
+{
+	struct outbuf o;
+
+	/* Queued bytes stay in place; new packets go after them. */
+	outbuf_init(&o, &c->out[c->out_len], sizeof(c->out) - c->out_len);
+	return o;
+}
+
+static int send_connect(struct bench_client *c)
+{
+	const struct bench_options *opt = c->w->opt;
+	char id[128];
+	struct mqttc_connect m = { 0 };
+	struct outbuf o = out_tail(c);
+	int n;
+
+	n = snprintf(id, sizeof(id), "%s%u", opt->client_id, (unsigned)c->index);
+	if (n < 0 || (size_t)n >= sizeof(id))
+		n = sizeof(id) - 1;
+	m.version = opt->mqtt_version;
+	m.clean_start = 1;
+	m.keepalive = (uint16_t)opt->keepalive;
+	m.client_id = (struct slice){ (const uint8_t *)id, (size_t)n };
+	if (opt->username != NULL) {
+		m.has_username = 1;
+		m.username = (struct slice){ (const uint8_t *)opt->username, strlen(opt->username) };
+	}
+	if (opt->password != NULL) {
+		m.has_password = 1;
+		m.password = (struct slice){ (const uint8_t *)opt->password, strlen(opt->password) };
+	}
+	if (!mqttc_encode_connect(&o, &m)) {
+		fail(c, BERR_PROTOCOL);         /* checked at startup; cannot happen */
+		return 0;
+	}
+	c->out_len += (uint16_t)o.len;
+	c->state = CLIENT_AWAIT_CONNACK;
+	c->t_stage = bench_now_ns();
+	set_timer(c, opt->timeout);
+	return flush(c);
+}
+
+static void tls_step(struct bench_client *c)
+{
+	int rc, ssl_err;
+
+	errno = 0;
+	rc = SSL_do_handshake(c->ssl);
+	if (rc == 1) {
+		histogram_record(c->w->stats.tls_handshake, bench_now_ns() - c->t_stage);
+		send_connect(c);
+		return;
+	}
+	ssl_err = SSL_get_error(c->ssl, rc);
+	if (ssl_err == SSL_ERROR_WANT_READ)
+		arm(c, 1, 0);
+	else if (ssl_err == SSL_ERROR_WANT_WRITE)
+		arm(c, 0, 1);
+	else
+		fail(c, client_tls_error(c, ssl_err));
+}
+
+static void tcp_connected(struct bench_client *c)
+{
+	uint64_t now = bench_now_ns();
+
+	histogram_record(c->w->stats.tcp_connect, now - c->t_start);
+	c->t_stage = now;
+	if (c->w->ssl_ctx == NULL) {
+		send_connect(c);
+		return;
+	}
+	c->ssl = tls_client_new(c->w->ssl_ctx, c->fd, c->w->opt->sni);
+	if (c->ssl == NULL) {
+		fail(c, BERR_TLS_OTHER);
+		return;
+	}
+	c->state = CLIENT_TLS_HANDSHAKE;
+	set_timer(c, c->w->opt->timeout);
+	tls_step(c);
+}
+
+static int send_ping(struct bench_client *c)
+{
+	struct outbuf o = out_tail(c);
+
+	if (!mqttc_encode_pingreq(&o))
+		return 1;               /* a write is still queued; try next period */
+	c->out_len += (uint16_t)o.len;
+	c->ping_outstanding = 1;
+	c->t_ping = bench_now_ns();
+	set_timer(c, c->w->opt->timeout);
+	return flush(c);
+}
+
+/* Returns 0 if the client closed. */
+static int on_connack(struct bench_client *c, const struct mqttc_packet *p)
+{
+	const struct bench_options *opt = c->w->opt;
+	uint64_t now = bench_now_ns();
+
+	histogram_record(c->w->stats.connack, now - c->t_stage);
+	histogram_record(c->w->stats.total, now - c->t_start);
+	if (p->reason != 0) {
+		c->w->stats.refused_by_code[p->reason]++;
+		fail(c, BERR_REFUSED);
+		return 0;
+	}
+	c->state = CLIENT_CONNECTED;
+	event_del(&c->timer);
+	atomic_fetch_add(&c->w->stats.connected, 1);
+	atomic_fetch_add(&c->w->stats.active, 1);
+	if (now > c->w->t_last_connack_ns)
+		c->w->t_last_connack_ns = now;
+	worker_client_connected(c->w);
+	if (c->state != CLIENT_CONNECTED)
+		return 0;               /* the run ended with this CONNACK */
+	if (opt->churn) {
+		client_disconnect(c);
+		return 0;
+	}
+	if (opt->scenario == SCENARIO_IDLE)
+		set_timer(c, (double)opt->keepalive);
+	else if (opt->hold > 0)
+		set_timer(c, opt->hold);
+	return 1;
+}
+
+/* Handles one complete packet. Returns 0 if the client closed. */
+static int on_packet(struct bench_client *c, const struct mqttc_packet *p)
+{
+	if (c->state == CLIENT_AWAIT_CONNACK) {
+		if (p->type != MQTT_CONNACK) {
+			fail(c, BERR_PROTOCOL);     /* [MQTT-3.2.0-1] CONNACK comes first */
+			return 0;
+		}
+		return on_connack(c, p);
+	}
+	switch (p->type) {
+	case MQTT_PINGRESP:
+		if (c->ping_outstanding) {
+			histogram_record(c->w->stats.ping, bench_now_ns() - c->t_ping);
+			c->w->stats.pings++;
+			c->ping_outstanding = 0;
+			set_timer(c, (double)c->w->opt->keepalive);
+		}
+		return 1;
+	case MQTT_DISCONNECT:
+		fail(c, BERR_CLOSED);
+		return 0;
+	case MQTT_CONNACK:
+		fail(c, BERR_PROTOCOL);
+		return 0;
+	default:
+		return 1;               /* nothing subscribed: ignore the rest */
+	}
+}
+
+static void on_readable(struct bench_client *c)
+{
+	enum bench_error err = BERR_TCP_OTHER;
+	struct mqttc_packet p;
+	const char *why;
+	size_t got;
+
+	c->read_wants_write = 0;
+	while (c->state == CLIENT_AWAIT_CONNACK || c->state == CLIENT_CONNECTED) {
+		switch (client_io_read(c, &c->in[c->in_len], sizeof(c->in) - c->in_len, &got, &err)) {
+		case IO_OK:
+			break;
+		case IO_WANT_READ:
+			return;
+		case IO_WANT_WRITE:
+			c->read_wants_write = 1;
+			arm(c, 1, 1);
+			return;
+		case IO_CLOSED:
+			fail(c, BERR_CLOSED);
+			return;
+		case IO_FAILED:
+			fail(c, err);
+			return;
+		}
+		c->in_len += (uint16_t)got;
+		for (;;) {
+			enum mqttc_decode_result r = mqttc_decode(c->w->opt->mqtt_version, c->in,
+			                                          c->in_len, sizeof(c->in), &p, &why);
+			if (r == MQTTC_DECODE_NEED_MORE)
+				break;
+			if (r == MQTTC_DECODE_MALFORMED) {
+				fail(c, BERR_PROTOCOL);
+				return;
+			}
+			if (!on_packet(c, &p))
+				return;
+			memmove(c->in, &c->in[p.len], c->in_len - p.len);
+			c->in_len -= (uint16_t)p.len;
+		}
+	}
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench_client *c = client_from_arg(arg);
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	switch (c->state) {
+	case CLIENT_TCP_CONNECTING:
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err != 0) {
+			fail(c, client_errno_kind(err));
+			return;
+		}
+		arm(c, 0, 0);
+		tcp_connected(c);
+		return;
+	case CLIENT_TLS_HANDSHAKE:
+		tls_step(c);
+		return;
+	case CLIENT_AWAIT_CONNACK:
+	case CLIENT_CONNECTED:
+		if ((what & EV_WRITE) && !c->read_wants_write && !flush(c))
+			return;
+		if ((what & EV_READ) && c->write_wants_read && !flush(c))
+			return;
+		if ((what & EV_READ) || c->read_wants_write)
+			on_readable(c);
+		return;
+	case CLIENT_CLOSED:
+		return;
+	}
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench_client *c = client_from_arg(arg);
+
+	if (c->state != CLIENT_CONNECTED || c->ping_outstanding) {
+		fail(c, BERR_TIMEOUT);
+		return;
+	}
+	if (c->w->opt->scenario == SCENARIO_IDLE)
+		send_ping(c);
+	else
+		client_disconnect(c);   /* --hold elapsed */
+}
+
+int client_start(struct bench_worker *w, uint32_t index)
+{
+	struct bench_client *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL)
+		return 0;
+	c->magic = CLIENT_MAGIC;
+	c->w = w;
+	c->index = index;
+	c->state = CLIENT_TCP_CONNECTING;
+	c->next = w->live;
+	if (w->live != NULL)
+		w->live->prev = c;
+	w->live = c;
+	atomic_fetch_add(&w->stats.started, 1);
+	c->t_start = bench_now_ns();
+	c->fd = socket(w->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	event_assign(&c->rd, w->base, c->fd, EV_READ | EV_PERSIST, on_io, c);
+	event_assign(&c->wr, w->base, c->fd, EV_WRITE | EV_PERSIST, on_io, c);
+	event_assign(&c->timer, w->base, -1, 0, on_timer, c);
+	if (c->fd < 0) {
+		fail(c, client_errno_kind(errno));
+		return 1;
+	}
+	/* Small packets must not wait for Nagle: latency is what we measure. */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	set_timer(c, w->opt->timeout);
+	if (connect(c->fd, (const struct sockaddr *)&w->addr, w->addr_len) == 0) {
+		tcp_connected(c);
+		return 1;
+	}
+	if (errno != EINPROGRESS) {
+		fail(c, client_errno_kind(errno));
+		return 1;
+	}
+	arm(c, 0, 1);
+	return 1;
+}
+
+void client_disconnect(struct bench_client *c)
+{
+	struct outbuf o;
+	size_t done;
+	enum bench_error err;
+
+	if (c->state == CLIENT_CLOSED)
+		return;
+	if (c->state == CLIENT_CONNECTED) {
+		/* Best effort, one write: a clean DISCONNECT then close_notify. */
+		o = out_tail(c);
+		if (mqttc_encode_disconnect(&o, c->w->opt->mqtt_version, 0))
+			c->out_len += (uint16_t)o.len;
+		if (client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err) == IO_OK &&
+		    c->ssl != NULL)
+			SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	close_now(c);
+}
+
+void client_free(struct bench_client *c)
+{
+	if (c == NULL)
+		return;
+	c->magic = 0;
+	free(c);
+}

@@ -1,0 +1,85 @@
+/*
+ * One benchmark client: TCP connect, TLS handshake, CONNECT, CONNACK, then
+ * hold (with keepalive pings in the idle scenario), churn or wait for the
+ * end of the run. The socket is non-blocking and driven by libevent; with
+ * TLS the SSL reads and writes the socket itself (SSL_set_fd).
+ */
+#ifndef BENCH_CLIENT_H
+#define BENCH_CLIENT_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/ssl.h>
+
+#include "bench/worker.h"
+
+#define CLIENT_MAGIC 0x62636c69u      /* "bcli" */
+#define CLIENT_OUT_MAX 768            /* CONNECT with id, user name, password */
+#define CLIENT_IN_MAX 512             /* the largest packet a client accepts */
+
+enum client_state {
+	CLIENT_TCP_CONNECTING,
+	CLIENT_TLS_HANDSHAKE,
+	CLIENT_AWAIT_CONNACK,
+	CLIENT_CONNECTED,
+	CLIENT_CLOSED,
+};
+
+struct bench_client {
+	uint32_t magic;
+	enum client_state state;
+	struct bench_worker *w;           /* borrowed: the owning worker */
+	struct bench_client *prev, *next; /* links in the worker's live or dead list */
+	uint32_t index;                   /* global client index */
+	int fd;                           /* owned */
+	SSL *ssl;                         /* owned; NULL without TLS */
+	struct event rd, wr, timer;       /* embedded */
+	int rd_on, wr_on;                 /* whether rd / wr are added */
+	int read_wants_write;             /* SSL_read asked for writability */
+	int write_wants_read;             /* SSL_write asked for readability */
+	int ping_outstanding;
+
+	uint64_t t_start, t_stage, t_ping;
+	uint16_t out_len, out_off;
+	uint16_t in_len;
+	uint8_t out[CLIENT_OUT_MAX];
+	uint8_t in[CLIENT_IN_MAX];
+};
+
+/*
+ * Allocates a client with global index |index|, links it into w->live and
+ * starts its TCP connect. On immediate failure the error is counted and the
+ * client is already closed. Returns 0 only if memory is short.
+ */
+int client_start(struct bench_worker *w, uint32_t index);
+
+/* Sends DISCONNECT if connected, then closes. Idempotent. */
+void client_disconnect(struct bench_client *c);
+
+/* Frees a closed client. client_free(NULL) is a no-op. */
+void client_free(struct bench_client *c);
+
+/* ---- I/O (client_io.c) ---- */
+
+enum io_result { IO_OK, IO_WANT_READ, IO_WANT_WRITE, IO_CLOSED, IO_FAILED };
+
+/*
+ * Write or read at most |n| bytes through the client's SSL, or its socket
+ * without TLS. IO_OK sets *done / *got (never 0 for a read); IO_FAILED sets
+ * *err. IO_CLOSED is an orderly close by the server (or an EOF in TLS).
+ */
+enum io_result client_io_write(struct bench_client *c, const uint8_t *p, size_t n,
+                               size_t *done, enum bench_error *err);
+enum io_result client_io_read(struct bench_client *c, uint8_t *p, size_t n,
+                              size_t *got, enum bench_error *err);
+
+/* The error kind of a failed socket call's errno. */
+enum bench_error client_errno_kind(int err);
+
+/* Classifies a failed TLS call from its SSL_get_error code, the verify
+ * result and the error queue, which it then clears. */
+enum bench_error client_tls_error(struct bench_client *c, int ssl_err);
+
+#endif

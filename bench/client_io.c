@@ -1,0 +1,117 @@
+/*
+ * Reads and writes of one benchmark client, over TLS or plain TCP, with
+ * failures sorted into the error kinds of the report (client.c's helpers).
+ */
+#include "bench/client.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+
+enum bench_error client_errno_kind(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return BERR_TCP_REFUSED;
+	case ECONNRESET:
+	case EPIPE:
+		return BERR_RESET;
+	case ETIMEDOUT:
+		return BERR_TIMEOUT;
+	default:
+		return BERR_TCP_OTHER;
+	}
+}
+
+/* Classifies a failed TLS call from its SSL_get_error code and the error
+ * queue, which it then clears so the next connection starts clean. */
+enum bench_error client_tls_error(struct bench_client *c, int ssl_err)
+{
+	uint32_t e = ERR_peek_error();
+	enum bench_error kind = BERR_TLS_OTHER;
+
+	if (ssl_err == SSL_ERROR_SYSCALL)
+		kind = e == 0 ? (errno == 0 ? BERR_CLOSED : client_errno_kind(errno)) : BERR_TLS_OTHER;
+	else if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+		kind = BERR_TLS_VERIFY;
+	else if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET)
+		kind = BERR_TLS_ALERT;
+	ERR_clear_error();
+	return kind;
+}
+
+enum io_result client_io_write(struct bench_client *c, const uint8_t *p, size_t n,
+                               size_t *done, enum bench_error *err)
+{
+	ssize_t r;
+	int rc;
+
+	if (c->ssl == NULL) {
+		r = send(c->fd, p, n, MSG_NOSIGNAL);
+		if (r >= 0) {
+			*done = (size_t)r;
+			return IO_OK;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return IO_WANT_WRITE;
+		*err = client_errno_kind(errno);
+		return IO_FAILED;
+	}
+	errno = 0;
+	rc = SSL_write(c->ssl, p, (int)n);
+	if (rc > 0) {
+		*done = (size_t)rc;
+		return IO_OK;
+	}
+	switch (SSL_get_error(c->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return IO_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return IO_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return IO_CLOSED;
+	default:
+		*err = client_tls_error(c, SSL_get_error(c->ssl, rc));
+		return *err == BERR_CLOSED ? IO_CLOSED : IO_FAILED;
+	}
+}
+
+enum io_result client_io_read(struct bench_client *c, uint8_t *p, size_t n,
+                              size_t *got, enum bench_error *err)
+{
+	ssize_t r;
+	int rc, ssl_err;
+
+	if (c->ssl == NULL) {
+		r = recv(c->fd, p, n, 0);
+		if (r > 0) {
+			*got = (size_t)r;
+			return IO_OK;
+		}
+		if (r == 0)
+			return IO_CLOSED;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return IO_WANT_READ;
+		*err = client_errno_kind(errno);
+		return IO_FAILED;
+	}
+	errno = 0;
+	rc = SSL_read(c->ssl, p, (int)n);
+	if (rc > 0) {
+		*got = (size_t)rc;
+		return IO_OK;
+	}
+	ssl_err = SSL_get_error(c->ssl, rc);
+	switch (ssl_err) {
+	case SSL_ERROR_WANT_READ:
+		return IO_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return IO_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return IO_CLOSED;
+	default:
+		*err = client_tls_error(c, ssl_err);
+		return *err == BERR_CLOSED ? IO_CLOSED : IO_FAILED;
+	}
+}

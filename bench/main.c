@@ -1,0 +1,212 @@
+/*
+ * mqtls-bench: load generator for MQTT over TLS (or plain TCP).
+ *
+ *   mqtls-bench conn --count 1000 --rate 200 --cafile ca.pem
+ *   mqtls-bench idle --count 5000 --duration 60 --keepalive 30 --no-tls
+ *
+ * One event loop per thread, each with its share of the connections and of
+ * the rate; their measurements are merged for the report at the end.
+ */
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/mqtt_codec.h"
+#include "bench/options.h"
+#include "bench/report.h"
+#include "bench/tls_client.h"
+#include "bench/worker.h"
+
+static int resolve(const struct bench_options *o, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[8];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%ld", o->port);
+	rc = getaddrinfo(o->host, port, &hints, &res);
+	if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*ss)) {
+		fprintf(stderr, "mqtls-bench: cannot resolve %s: %s\n", o->host,
+		        rc ? gai_strerror(rc) : "no address");
+		if (res != NULL)
+			freeaddrinfo(res);
+		return 0;
+	}
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 1;
+}
+
+/* The CONNECT must fit a client's output buffer; check the longest once
+ * here rather than failing every client later. */
+static int connect_fits(const struct bench_options *o)
+{
+	uint8_t buf[768];
+	char id[128];
+	struct outbuf out;
+	struct mqttc_connect m = { 0 };
+	int n = snprintf(id, sizeof(id), "%s%ld", o->client_id, o->count);
+
+	if (n < 0 || (size_t)n >= sizeof(id)) {
+		fprintf(stderr, "mqtls-bench: --client-id is too long\n");
+		return 0;
+	}
+	outbuf_init(&out, buf, sizeof(buf));
+	m.version = o->mqtt_version;
+	m.client_id = (struct slice){ (const uint8_t *)id, (size_t)n };
+	m.has_username = o->username != NULL;
+	m.username = (struct slice){ (const uint8_t *)o->username, o->username ? strlen(o->username) : 0 };
+	m.has_password = o->password != NULL;
+	m.password = (struct slice){ (const uint8_t *)o->password, o->password ? strlen(o->password) : 0 };
+	if (!mqttc_encode_connect(&out, &m)) {
+		fprintf(stderr, "mqtls-bench: user name and password are too long\n");
+		return 0;
+	}
+	return 1;
+}
+
+/* Each client needs a descriptor; ask for as many as the hard limit allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static double seconds_since(uint64_t t0)
+{
+	return (double)(bench_now_ns() - t0) / 1e9;
+}
+
+static void progress(const struct bench_worker *w, long n, uint64_t t0, int tty)
+{
+	uint64_t started = 0, connected = 0, active = 0, failed = 0;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		started += atomic_load(&w[i].stats.started);
+		connected += atomic_load(&w[i].stats.connected);
+		active += atomic_load(&w[i].stats.active);
+		failed += atomic_load(&w[i].stats.failed);
+	}
+	fprintf(stderr, "%s%7.1f s  started %llu  connected %llu  active %llu  errors %llu%s",
+	        tty ? "\r" : "", seconds_since(t0), (unsigned long long)started,
+	        (unsigned long long)connected, (unsigned long long)active,
+	        (unsigned long long)failed, tty ? "   " : "\n");
+}
+
+static int all_done(const struct bench_worker *w, long n)
+{
+	long i;
+
+	for (i = 0; i < n; i++)
+		if (!atomic_load(&w[i].done))
+			return 0;
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_options o;
+	struct sockaddr_storage addr;
+	socklen_t addr_len = 0;
+	struct bench_worker *w = NULL;
+	struct bench_stats total;
+	struct bench_run run;
+	struct rusage ru;
+	SSL_CTX *ctx = NULL;
+	uint64_t t0, last_connack = 0;
+	uint32_t first = 0;
+	int tty, ticks = 0, rc = 1;
+	long i;
+
+	memset(&total, 0, sizeof(total));
+	switch (options_parse(&o, argc, argv)) {
+	case OPTIONS_OK:
+		break;
+	case OPTIONS_EXIT_OK:
+		return 0;
+	default:
+		return 2;
+	}
+	if (!resolve(&o, &addr, &addr_len) || !connect_fits(&o))
+		return 2;
+	/* SSL_write writes the socket itself: a reset peer must be an error
+	 * code, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+	if (o.tls && (ctx = tls_client_ctx_new(&o)) == NULL)
+		return 2;
+	if (o.threads > o.count)
+		o.threads = o.count;
+	w = calloc((size_t)o.threads, sizeof(*w));
+	if (w == NULL || !bench_stats_init(&total))
+		goto err;
+	for (i = 0; i < o.threads; i++) {
+		uint32_t share = (uint32_t)(o.count / o.threads + (i < o.count % o.threads));
+		uint32_t conc = (uint32_t)(o.concurrency / o.threads + (i < o.concurrency % o.threads));
+
+		if (!worker_init(&w[i], (int)i, &o, ctx, &addr, addr_len, first, share,
+		                 o.rate / (double)o.threads, conc))
+			goto err;
+		first += share;
+	}
+	tty = isatty(STDERR_FILENO) && !o.quiet;
+	t0 = bench_now_ns();
+	for (i = 0; i < o.threads; i++)
+		if (!worker_start(&w[i]))
+			goto err;
+	while (!all_done(w, o.threads)) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		if (++ticks % 10 == 0 && !o.quiet)
+			progress(w, o.threads, t0, tty);
+	}
+	if (tty)
+		fputc('\n', stderr);
+	for (i = 0; i < o.threads; i++) {
+		worker_join(&w[i]);
+		if (!bench_stats_merge(&total, &w[i].stats))
+			goto err;
+		if (w[i].t_last_connack_ns > last_connack)
+			last_connack = w[i].t_last_connack_ns;
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	run.opt = &o;
+	run.stats = &total;
+	run.elapsed_s = seconds_since(t0);
+	run.connect_s = last_connack > t0 ? (double)(last_connack - t0) / 1e9 : 0.0;
+	run.cpu_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+	run.cpu_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	report_print(stdout, &run);
+	rc = 0;
+	if (o.json != NULL && !report_write_json(o.json, &run))
+		rc = 1;
+	/* Exit status 3 tells scripts that some connection failed. */
+	if (rc == 0 && atomic_load(&total.failed) > 0)
+		rc = 3;
+err:
+	if (w != NULL) {
+		for (i = 0; i < o.threads; i++) {
+			worker_join(&w[i]);
+			worker_cleanup(&w[i]);
+		}
+	}
+	free(w);
+	bench_stats_cleanup(&total);
+	SSL_CTX_free(ctx);
+	return rc;
+}

@@ -1,0 +1,83 @@
+/*
+ * One mqtls-bench thread: an event loop that opens its share of the
+ * connections at its share of the rate, and the clients it owns.
+ *
+ * Clients never move between workers. A client that closes is put on the
+ * worker's dead list and freed from the worker's own timer, never from
+ * inside the client's callback.
+ */
+#ifndef BENCH_WORKER_H
+#define BENCH_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/ssl.h>
+
+#include "bench/options.h"
+#include "bench/stats.h"
+
+#define WORKER_MAGIC 0x62776b72u     /* "bwkr" */
+
+struct bench_client;
+
+struct bench_worker {
+	uint32_t magic;
+	int id;
+	const struct bench_options *opt;   /* borrowed, outlives the worker */
+	SSL_CTX *ssl_ctx;                  /* borrowed; NULL without TLS */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+
+	struct event_base *base;           /* owned */
+	struct event tick;                 /* embedded: starts clients, frees dead ones */
+	struct event end_timer;            /* embedded: end of the idle hold */
+	pthread_t thread;
+	int thread_started;
+
+	uint32_t first_index;              /* global index of this worker's first client */
+	uint32_t count;                    /* connections this worker opens */
+	double rate;                       /* per second; 0: unlimited */
+	uint32_t concurrency;              /* attempts in flight at once */
+	uint32_t started, finished, in_flight;
+	uint64_t t_start_ns, t_last_connack_ns;
+	int holding;                       /* idle: the hold timer runs */
+	int ending;                        /* disconnecting everyone */
+	int filling;                       /* inside fill(): no recursion */
+	atomic_int done;                   /* set by the thread when its loop ended */
+
+	struct bench_client *live;         /* owned, intrusive list */
+	struct bench_client *dead;         /* owned, freed on the next tick */
+	struct bench_stats stats;
+};
+
+/*
+ * Prepares |w| (its event base, stats, timers) to open |count| connections
+ * with global indices from |first_index|. Returns 0 on failure; call
+ * worker_cleanup in every case.
+ */
+int worker_init(struct bench_worker *w, int id, const struct bench_options *o,
+                SSL_CTX *ctx, const struct sockaddr_storage *addr, socklen_t addr_len,
+                uint32_t first_index, uint32_t count, double rate, uint32_t concurrency);
+
+/* Runs the worker's loop on a new thread until its scenario ends. */
+int worker_start(struct bench_worker *w);
+void worker_join(struct bench_worker *w);
+
+/* Frees every client, the loop and the stats. Safe on a zeroed worker. */
+void worker_cleanup(struct bench_worker *w);
+
+/* Called by a client when its CONNACK arrived with success. */
+void worker_client_connected(struct bench_worker *w);
+/* Called by a client when it has closed (it is not freed yet). |was_pending|
+ * says it had not reached CONNACK. */
+void worker_client_closed(struct bench_worker *w, struct bench_client *c, int was_pending);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t bench_now_ns(void);
+
+#endif
