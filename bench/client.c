@@ -74,7 +74,7 @@ static void close_now(struct bench_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	worker_client_closed(c->w, c, was_pending);
+	bench_worker_client_closed(c->w, c, was_pending);
 }
 
 static void fail(struct bench_client *c, enum bench_error kind)
@@ -93,7 +93,7 @@ static int flush(struct bench_client *c)
 
 	c->write_wants_read = 0;
 	while (c->out_off < c->out_len) {
-		switch (client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err)) {
+		switch (bench_client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err)) {
 		case IO_OK:
 			c->out_off += (uint16_t)done;
 			break;
@@ -177,7 +177,7 @@ static void tls_step(struct bench_client *c)
 	else if (ssl_err == SSL_ERROR_WANT_WRITE)
 		arm(c, 0, 1);
 	else
-		fail(c, client_tls_error(c, ssl_err));
+		fail(c, bench_client_tls_error(c, ssl_err));
 }
 
 static void tcp_connected(struct bench_client *c)
@@ -190,7 +190,7 @@ static void tcp_connected(struct bench_client *c)
 		send_connect(c);
 		return;
 	}
-	c->ssl = tls_client_new(c->w->ssl_ctx, c->fd, c->w->opt->sni);
+	c->ssl = bench_tls_new(c->w->ssl_ctx, c->fd, c->w->opt->sni);
 	if (c->ssl == NULL) {
 		fail(c, BERR_TLS_OTHER);
 		return;
@@ -232,11 +232,11 @@ static int on_connack(struct bench_client *c, const struct mqttc_packet *p)
 	atomic_fetch_add(&c->w->stats.active, 1);
 	if (now > c->w->t_last_connack_ns)
 		c->w->t_last_connack_ns = now;
-	worker_client_connected(c->w);
+	bench_worker_client_connected(c->w);
 	if (c->state != CLIENT_CONNECTED)
 		return 0;               /* the run ended with this CONNACK */
 	if (opt->churn) {
-		client_disconnect(c);
+		bench_client_disconnect(c);
 		return 0;
 	}
 	if (opt->scenario == SCENARIO_IDLE)
@@ -285,7 +285,7 @@ static void on_readable(struct bench_client *c)
 
 	c->read_wants_write = 0;
 	while (c->state == CLIENT_AWAIT_CONNACK || c->state == CLIENT_CONNECTED) {
-		switch (client_io_read(c, &c->in[c->in_len], sizeof(c->in) - c->in_len, &got, &err)) {
+		switch (bench_client_io_read(c, &c->in[c->in_len], sizeof(c->in) - c->in_len, &got, &err)) {
 		case IO_OK:
 			break;
 		case IO_WANT_READ:
@@ -330,7 +330,7 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 			err = errno;
 		if (err != 0) {
-			fail(c, client_errno_kind(err));
+			fail(c, bench_client_errno_kind(err));
 			return;
 		}
 		arm(c, 0, 0);
@@ -364,10 +364,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->w->opt->scenario == SCENARIO_IDLE)
 		send_ping(c);
 	else
-		client_disconnect(c);   /* --hold elapsed */
+		bench_client_disconnect(c);   /* --hold elapsed */
 }
 
-int client_start(struct bench_worker *w, uint32_t index)
+int bench_client_start(struct bench_worker *w, uint32_t index)
 {
 	struct bench_client *c = calloc(1, sizeof(*c));
 	int one = 1;
@@ -389,7 +389,7 @@ int client_start(struct bench_worker *w, uint32_t index)
 	event_assign(&c->wr, w->base, c->fd, EV_WRITE | EV_PERSIST, on_io, c);
 	event_assign(&c->timer, w->base, -1, 0, on_timer, c);
 	if (c->fd < 0) {
-		fail(c, client_errno_kind(errno));
+		fail(c, bench_client_errno_kind(errno));
 		return 1;
 	}
 	/* Small packets must not wait for Nagle: latency is what we measure. */
@@ -400,14 +400,14 @@ int client_start(struct bench_worker *w, uint32_t index)
 		return 1;
 	}
 	if (errno != EINPROGRESS) {
-		fail(c, client_errno_kind(errno));
+		fail(c, bench_client_errno_kind(errno));
 		return 1;
 	}
 	arm(c, 0, 1);
 	return 1;
 }
 
-void client_disconnect(struct bench_client *c)
+void bench_client_disconnect(struct bench_client *c)
 {
 	struct outbuf o;
 	size_t done;
@@ -420,7 +420,7 @@ void client_disconnect(struct bench_client *c)
 		o = out_tail(c);
 		if (mqttc_encode_disconnect(&o, c->w->opt->mqtt_version, 0))
 			c->out_len += (uint16_t)o.len;
-		if (client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err) == IO_OK &&
+		if (bench_client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err) == IO_OK &&
 		    c->ssl != NULL)
 			SSL_shutdown(c->ssl);
 		ERR_clear_error();
@@ -428,7 +428,7 @@ void client_disconnect(struct bench_client *c)
 	close_now(c);
 }
 
-void client_free(struct bench_client *c)
+void bench_client_free(struct bench_client *c)
 {
 	if (c == NULL)
 		return;

@@ -53,13 +53,13 @@ struct bench_client {
  * starts its TCP connect. On immediate failure the error is counted and the
  * client is already closed. Returns 0 only if memory is short.
  */
-int client_start(struct bench_worker *w, uint32_t index);
+int bench_client_start(struct bench_worker *w, uint32_t index);
 
 /* Sends DISCONNECT if connected, then closes. Idempotent. */
-void client_disconnect(struct bench_client *c);
+void bench_client_disconnect(struct bench_client *c);
 
-/* Frees a closed client. client_free(NULL) is a no-op. */
-void client_free(struct bench_client *c);
+/* Frees a closed client. bench_client_free(NULL) is a no-op. */
+void bench_client_free(struct bench_client *c);
 
 /* ---- I/O (client_io.c) ---- */
 
@@ -70,16 +70,16 @@ enum io_result { IO_OK, IO_WANT_READ, IO_WANT_WRITE, IO_CLOSED, IO_FAILED };
  * without TLS. IO_OK sets *done / *got (never 0 for a read); IO_FAILED sets
  * *err. IO_CLOSED is an orderly close by the server (or an EOF in TLS).
  */
-enum io_result client_io_write(struct bench_client *c, const uint8_t *p, size_t n,
+enum io_result bench_client_io_write(struct bench_client *c, const uint8_t *p, size_t n,
                                size_t *done, enum bench_error *err);
-enum io_result client_io_read(struct bench_client *c, uint8_t *p, size_t n,
+enum io_result bench_client_io_read(struct bench_client *c, uint8_t *p, size_t n,
                               size_t *got, enum bench_error *err);
 
 /* The error kind of a failed socket call's errno. */
-enum bench_error client_errno_kind(int err);
+enum bench_error bench_client_errno_kind(int err);
 
 /* Classifies a failed TLS call from its SSL_get_error code, the verify
  * result and the error queue, which it then clears. */
-enum bench_error client_tls_error(struct bench_client *c, int ssl_err);
+enum bench_error bench_client_tls_error(struct bench_client *c, int ssl_err);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include <openssl/err.h>
 
-enum bench_error client_errno_kind(int err)
+enum bench_error bench_client_errno_kind(int err)
 {
 	switch (err) {
 	case ECONNREFUSED:
@@ -26,13 +26,13 @@ enum bench_error client_errno_kind(int err)
 
 /* Classifies a failed TLS call from its SSL_get_error code and the error
  * queue, which it then clears so the next connection starts clean. */
-enum bench_error client_tls_error(struct bench_client *c, int ssl_err)
+enum bench_error bench_client_tls_error(struct bench_client *c, int ssl_err)
 {
 	uint32_t e = ERR_peek_error();
 	enum bench_error kind = BERR_TLS_OTHER;
 
 	if (ssl_err == SSL_ERROR_SYSCALL)
-		kind = e == 0 ? (errno == 0 ? BERR_CLOSED : client_errno_kind(errno)) : BERR_TLS_OTHER;
+		kind = e == 0 ? (errno == 0 ? BERR_CLOSED : bench_client_errno_kind(errno)) : BERR_TLS_OTHER;
 	else if (SSL_get_verify_result(c->ssl) != X509_V_OK)
 		kind = BERR_TLS_VERIFY;
 	else if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET)
@@ -41,7 +41,7 @@ enum bench_error client_tls_error(struct bench_client *c, int ssl_err)
 	return kind;
 }
 
-enum io_result client_io_write(struct bench_client *c, const uint8_t *p, size_t n,
+enum io_result bench_client_io_write(struct bench_client *c, const uint8_t *p, size_t n,
                                size_t *done, enum bench_error *err)
 {
 	ssize_t r;
@@ -55,7 +55,7 @@ enum io_result client_io_write(struct bench_client *c, const uint8_t *p, size_t 
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return IO_WANT_WRITE;
-		*err = client_errno_kind(errno);
+		*err = bench_client_errno_kind(errno);
 		return IO_FAILED;
 	}
 	errno = 0;
@@ -72,12 +72,12 @@ enum io_result client_io_write(struct bench_client *c, const uint8_t *p, size_t 
 	case SSL_ERROR_ZERO_RETURN:
 		return IO_CLOSED;
 	default:
-		*err = client_tls_error(c, SSL_get_error(c->ssl, rc));
+		*err = bench_client_tls_error(c, SSL_get_error(c->ssl, rc));
 		return *err == BERR_CLOSED ? IO_CLOSED : IO_FAILED;
 	}
 }
 
-enum io_result client_io_read(struct bench_client *c, uint8_t *p, size_t n,
+enum io_result bench_client_io_read(struct bench_client *c, uint8_t *p, size_t n,
                               size_t *got, enum bench_error *err)
 {
 	ssize_t r;
@@ -93,7 +93,7 @@ enum io_result client_io_read(struct bench_client *c, uint8_t *p, size_t n,
 			return IO_CLOSED;
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return IO_WANT_READ;
-		*err = client_errno_kind(errno);
+		*err = bench_client_errno_kind(errno);
 		return IO_FAILED;
 	}
 	errno = 0;
@@ -111,7 +111,7 @@ enum io_result client_io_read(struct bench_client *c, uint8_t *p, size_t n,
 	case SSL_ERROR_ZERO_RETURN:
 		return IO_CLOSED;
 	default:
-		*err = client_tls_error(c, ssl_err);
+		*err = bench_client_tls_error(c, ssl_err);
 		return *err == BERR_CLOSED ? IO_CLOSED : IO_FAILED;
 	}
 }

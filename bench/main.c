@@ -133,7 +133,7 @@ int main(int argc, char **argv)
 	long i;
 
 	memset(&total, 0, sizeof(total));
-	switch (options_parse(&o, argc, argv)) {
+	switch (bench_options_parse(&o, argc, argv)) {
 	case OPTIONS_OK:
 		break;
 	case OPTIONS_EXIT_OK:
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
 	 * code, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
-	if (o.tls && (ctx = tls_client_ctx_new(&o)) == NULL)
+	if (o.tls && (ctx = bench_tls_ctx_new(&o)) == NULL)
 		return 2;
 	if (o.threads > o.count)
 		o.threads = o.count;
@@ -158,7 +158,7 @@ int main(int argc, char **argv)
 		uint32_t share = (uint32_t)(o.count / o.threads + (i < o.count % o.threads));
 		uint32_t conc = (uint32_t)(o.concurrency / o.threads + (i < o.concurrency % o.threads));
 
-		if (!worker_init(&w[i], (int)i, &o, ctx, &addr, addr_len, first, share,
+		if (!bench_worker_init(&w[i], (int)i, &o, ctx, &addr, addr_len, first, share,
 		                 o.rate / (double)o.threads, conc))
 			goto err;
 		first += share;
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 	tty = isatty(STDERR_FILENO) && !o.quiet;
 	t0 = bench_now_ns();
 	for (i = 0; i < o.threads; i++)
-		if (!worker_start(&w[i]))
+		if (!bench_worker_start(&w[i]))
 			goto err;
 	while (!all_done(w, o.threads)) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 	if (tty)
 		fputc('\n', stderr);
 	for (i = 0; i < o.threads; i++) {
-		worker_join(&w[i]);
+		bench_worker_join(&w[i]);
 		if (!bench_stats_merge(&total, &w[i].stats))
 			goto err;
 		if (w[i].t_last_connack_ns > last_connack)
@@ -191,9 +191,9 @@ int main(int argc, char **argv)
 	run.connect_s = last_connack > t0 ? (double)(last_connack - t0) / 1e9 : 0.0;
 	run.cpu_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
 	run.cpu_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-	report_print(stdout, &run);
+	bench_report_print(stdout, &run);
 	rc = 0;
-	if (o.json != NULL && !report_write_json(o.json, &run))
+	if (o.json != NULL && !bench_report_write_json(o.json, &run))
 		rc = 1;
 	/* Exit status 3 tells scripts that some connection failed. */
 	if (rc == 0 && atomic_load(&total.failed) > 0)
@@ -201,8 +201,8 @@ int main(int argc, char **argv)
 err:
 	if (w != NULL) {
 		for (i = 0; i < o.threads; i++) {
-			worker_join(&w[i]);
-			worker_cleanup(&w[i]);
+			bench_worker_join(&w[i]);
+			bench_worker_cleanup(&w[i]);
 		}
 	}
 	free(w);

@@ -163,7 +163,7 @@ static int finish(struct bench_options *o)
 	return 1;
 }
 
-enum options_result options_parse(struct bench_options *o, int argc, char **argv)
+enum options_result bench_options_parse(struct bench_options *o, int argc, char **argv)
 {
 	const struct opt_def *d;
 	size_t i;

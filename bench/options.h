@@ -44,6 +44,6 @@ enum options_result { OPTIONS_OK, OPTIONS_EXIT_OK, OPTIONS_ERROR };
  * Parses `mqtls-bench SCENARIO [options]` into |o|. Prints --help to stdout
  * (OPTIONS_EXIT_OK) or a one-line error to stderr (OPTIONS_ERROR).
  */
-enum options_result options_parse(struct bench_options *o, int argc, char **argv);
+enum options_result bench_options_parse(struct bench_options *o, int argc, char **argv);
 
 #endif

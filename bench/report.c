@@ -33,7 +33,7 @@ static double per_second(uint64_t n, double seconds)
 	return seconds > 0 ? (double)n / seconds : 0.0;
 }
 
-void report_print(FILE *f, const struct bench_run *r)
+void bench_report_print(FILE *f, const struct bench_run *r)
 {
 	const struct bench_stats *s = r->stats;
 	struct named_histogram hs[5];
@@ -104,7 +104,7 @@ static json_t *options_json(const struct bench_options *o)
 	                 "keepalive_s", (json_int_t)o->keepalive, "timeout_s", o->timeout);
 }
 
-int report_write_json(const char *path, const struct bench_run *r)
+int bench_report_write_json(const char *path, const struct bench_run *r)
 {
 	const struct bench_stats *s = r->stats;
 	struct named_histogram hs[5];

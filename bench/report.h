@@ -19,10 +19,10 @@ struct bench_run {
 };
 
 /* Prints the summary: counts, rates, errors by kind, latency percentiles. */
-void report_print(FILE *f, const struct bench_run *r);
+void bench_report_print(FILE *f, const struct bench_run *r);
 
 /* Writes the JSON report to |path|. Returns 0 (after printing one line to
  * stderr) if it cannot. The password is never written. */
-int report_write_json(const char *path, const struct bench_run *r);
+int bench_report_write_json(const char *path, const struct bench_run *r);
 
 #endif

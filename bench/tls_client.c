@@ -18,7 +18,7 @@ static void print_error(const char *what, const char *file)
 	ERR_clear_error();
 }
 
-SSL_CTX *tls_client_ctx_new(const struct bench_options *o)
+SSL_CTX *bench_tls_ctx_new(const struct bench_options *o)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 	uint16_t lo = TLS1_2_VERSION, hi = TLS1_3_VERSION;
@@ -62,7 +62,7 @@ err:
 	return NULL;
 }
 
-SSL *tls_client_new(SSL_CTX *ctx, int fd, const char *sni)
+SSL *bench_tls_new(SSL_CTX *ctx, int fd, const char *sni)
 {
 	SSL *ssl = SSL_new(ctx);
 

@@ -15,12 +15,12 @@
  * Returns NULL after printing one line to stderr. The caller owns the
  * result (SSL_CTX_free).
  */
-SSL_CTX *tls_client_ctx_new(const struct bench_options *o);
+SSL_CTX *bench_tls_ctx_new(const struct bench_options *o);
 
 /*
  * Returns a new client SSL bound to |fd|, sending the SNI name and checking
  * it against the certificate when |sni| is not NULL. The caller owns it.
  */
-SSL *tls_client_new(SSL_CTX *ctx, int fd, const char *sni);
+SSL *bench_tls_new(SSL_CTX *ctx, int fd, const char *sni);
 
 #endif

@@ -38,7 +38,7 @@ static void free_dead(struct bench_worker *w)
 
 	for (; c != NULL; c = next) {
 		next = c->next;
-		client_free(c);
+		bench_client_free(c);
 	}
 	w->dead = NULL;
 }
@@ -53,7 +53,7 @@ static void finish(struct bench_worker *w)
 	w->ending = 1;
 	for (c = w->live; c != NULL; c = next) {
 		next = c->next;
-		client_disconnect(c);
+		bench_client_disconnect(c);
 	}
 	event_base_loopbreak(w->base);
 }
@@ -114,7 +114,7 @@ static void fill(struct bench_worker *w)
 
 		w->started++;
 		w->in_flight++;
-		if (!client_start(w, index)) {
+		if (!bench_client_start(w, index)) {
 			/* Out of memory: count it and give up on this one. */
 			w->in_flight--;
 			w->finished++;
@@ -139,14 +139,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	event_add(&w->tick, &tv);
 }
 
-void worker_client_connected(struct bench_worker *w)
+void bench_worker_client_connected(struct bench_worker *w)
 {
 	w->in_flight--;
 	fill(w);
 	check_end(w);
 }
 
-void worker_client_closed(struct bench_worker *w, struct bench_client *c, int was_pending)
+void bench_worker_client_closed(struct bench_worker *w, struct bench_client *c, int was_pending)
 {
 	/* Move from the live list to the dead one; freed on the next tick. */
 	if (c->prev != NULL)
@@ -166,7 +166,7 @@ void worker_client_closed(struct bench_worker *w, struct bench_client *c, int wa
 	check_end(w);
 }
 
-int worker_init(struct bench_worker *w, int id, const struct bench_options *o,
+int bench_worker_init(struct bench_worker *w, int id, const struct bench_options *o,
                 SSL_CTX *ctx, const struct sockaddr_storage *addr, socklen_t addr_len,
                 uint32_t first_index, uint32_t count, double rate, uint32_t concurrency)
 {
@@ -206,7 +206,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int worker_start(struct bench_worker *w)
+int bench_worker_start(struct bench_worker *w)
 {
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		return 0;
@@ -214,14 +214,14 @@ int worker_start(struct bench_worker *w)
 	return 1;
 }
 
-void worker_join(struct bench_worker *w)
+void bench_worker_join(struct bench_worker *w)
 {
 	if (w->thread_started)
 		pthread_join(w->thread, NULL);
 	w->thread_started = 0;
 }
 
-void worker_cleanup(struct bench_worker *w)
+void bench_worker_cleanup(struct bench_worker *w)
 {
 	struct bench_client *c, *next;
 
@@ -229,7 +229,7 @@ void worker_cleanup(struct bench_worker *w)
 		return;
 	for (c = w->live; c != NULL; c = next) {
 		next = c->next;
-		client_disconnect(c);
+		bench_client_disconnect(c);
 	}
 	free_dead(w);
 	if (w->base != NULL) {

@@ -58,24 +58,24 @@ struct bench_worker {
 /*
  * Prepares |w| (its event base, stats, timers) to open |count| connections
  * with global indices from |first_index|. Returns 0 on failure; call
- * worker_cleanup in every case.
+ * bench_worker_cleanup in every case.
  */
-int worker_init(struct bench_worker *w, int id, const struct bench_options *o,
+int bench_worker_init(struct bench_worker *w, int id, const struct bench_options *o,
                 SSL_CTX *ctx, const struct sockaddr_storage *addr, socklen_t addr_len,
                 uint32_t first_index, uint32_t count, double rate, uint32_t concurrency);
 
 /* Runs the worker's loop on a new thread until its scenario ends. */
-int worker_start(struct bench_worker *w);
-void worker_join(struct bench_worker *w);
+int bench_worker_start(struct bench_worker *w);
+void bench_worker_join(struct bench_worker *w);
 
 /* Frees every client, the loop and the stats. Safe on a zeroed worker. */
-void worker_cleanup(struct bench_worker *w);
+void bench_worker_cleanup(struct bench_worker *w);
 
 /* Called by a client when its CONNACK arrived with success. */
-void worker_client_connected(struct bench_worker *w);
+void bench_worker_client_connected(struct bench_worker *w);
 /* Called by a client when it has closed (it is not freed yet). |was_pending|
  * says it had not reached CONNACK. */
-void worker_client_closed(struct bench_worker *w, struct bench_client *c, int was_pending);
+void bench_worker_client_closed(struct bench_worker *w, struct bench_client *c, int was_pending);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t bench_now_ns(void);

@@ -96,7 +96,13 @@ void address_format(const struct sockaddr *sa, socklen_t len, char *out, size_t 
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
 		snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
 	} else if (sa->sa_family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path)) {
-		snprintf(out, cap, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
+		/* The kernel may fill sun_path without a NUL: bound it by |len|. */
+		size_t max = len - offsetof(struct sockaddr_un, sun_path);
+		const char *path = ((const struct sockaddr_un *)sa)->sun_path;
+
+		if (max > sizeof(((struct sockaddr_un *)0)->sun_path))
+			max = sizeof(((struct sockaddr_un *)0)->sun_path);
+		snprintf(out, cap, "unix:%.*s", (int)strnlen(path, max), path);
 	} else {
 		snprintf(out, cap, "?");
 	}

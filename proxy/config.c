@@ -168,11 +168,25 @@ static int load_file(struct config *cfg, const char *path)
 		return 0;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *s = trim(line), *key, *value;
+		char *s, *key, *value;
 		const struct option_def *o;
-		size_t klen;
+		size_t klen, len = strlen(line);
 
 		lineno++;
+		s = trim(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n' && !feof(f)) {
+			int ch;
+
+			if (*s != '#') {
+				fprintf(stderr, "mqtls: %s:%d: line longer than %zu bytes\n", path, lineno,
+				        sizeof(line) - 2);
+				goto err;
+			}
+			/* A long comment is still a comment: skip to its end. */
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			continue;
+		}
 		if (*s == '\0' || *s == '#')
 			continue;
 		key = s;

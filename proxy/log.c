@@ -61,20 +61,31 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	}
 }
 
+static size_t escaped_size(unsigned char ch)
+{
+	if (ch >= 0x20 && ch < 0x7f)
+		return (ch == '"' || ch == '\\') ? 2 : 1;
+	return 4;
+}
+
 void log_escape(char *out, size_t cap, const void *data, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = data;
-	size_t o = 0;
+	size_t o = 0, total = 0, limit;
 
 	if (cap == 0)
 		return;
+	for (size_t i = 0; i < len && total < cap; i++)
+		total += escaped_size(p[i]);
+	/* Whole text if it fits with its NUL; otherwise leave room for "...". */
+	limit = total + 1 <= cap ? cap - 1 : (cap >= 4 ? cap - 4 : 0);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = p[i];
-		size_t need = (ch >= 0x20 && ch < 0x7f) ? (ch == '"' || ch == '\\' ? 2 : 1) : 4;
+		size_t need = escaped_size(ch);
 
-		if (o + need + 4 > cap) {
-			if (o + 4 <= cap) {
+		if (o + need > limit) {
+			if (cap >= 4) {
 				memcpy(out + o, "...", 3);
 				o += 3;
 			}

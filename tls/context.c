@@ -66,7 +66,7 @@ static int load_crls(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
 	int n = 0, ok = 0;
 
 	if (bio == NULL) {
-		snprintf(err, errlen, "--crl %s: cannot open", path);
+		snprintf(err, errlen, "--crl %s: %s", path, strerror(errno));
 		goto err;
 	}
 	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
@@ -155,6 +155,10 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t e
 	if (!check_readable("--cert", o->cert_file, err, errlen) ||
 	    !check_readable("--key", o->key_file, err, errlen))
 		goto err;
+	if (!tls_peer_init()) {
+		snprintf(err, errlen, "cannot allocate TLS ex_data index");
+		goto err;
+	}
 	ctx = SSL_CTX_new(TLS_method());
 	if (ctx == NULL) {
 		snprintf(err, errlen, "cannot create TLS context");
@@ -175,8 +179,13 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t e
 	if (!check_validity(SSL_CTX_get0_certificate(ctx), o->cert_file, err, errlen))
 		goto err;
 	if (!SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM)) {
+		unsigned long code = ERR_peek_last_error();
+		int mismatch = ERR_GET_LIB(code) == ERR_LIB_X509 &&
+		               (ERR_GET_REASON(code) == X509_R_KEY_TYPE_MISMATCH ||
+		                ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH);
+
 		last_ssl_error(e, sizeof(e));
-		if (strstr(e, "KEY_VALUES_MISMATCH") || strstr(e, "X509_R_KEY"))
+		if (mismatch)
 			snprintf(err, errlen, "--key %s: does not match the certificate in %s",
 			         o->key_file, o->cert_file);
 		else

@@ -5,15 +5,28 @@
 
 #include "tls/peer.h"
 
-/* The ex_data slot is allocated once; CRYPTO_get_ex_new_index is thread-safe
- * and returns the same kind of index for every SSL. */
+#include <pthread.h>
+
+/* The ex_data slot is allocated once, before any worker runs a handshake;
+ * pthread_once makes concurrent first calls agree on one index. */
+static int peer_idx = -1;
+static pthread_once_t peer_once = PTHREAD_ONCE_INIT;
+
+static void peer_index_alloc(void)
+{
+	peer_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+int tls_peer_init(void)
+{
+	pthread_once(&peer_once, peer_index_alloc);
+	return peer_idx >= 0;
+}
+
 static int peer_index(void)
 {
-	static int idx = -1;
-
-	if (idx < 0)
-		idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	return idx;
+	tls_peer_init();
+	return peer_idx;
 }
 
 int tls_peer_attach(SSL *ssl, struct tls_peer *peer)

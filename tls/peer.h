@@ -13,6 +13,9 @@ struct tls_peer {
 	char *subject_cn;           /* owned; NULL if no verified client cert */
 };
 
+/* Allocates the ex_data slot; idempotent and thread-safe. Returns 1/0. */
+int tls_peer_init(void);
+
 /* Attaches |peer| (borrowed; must outlive |ssl|'s handshake) to |ssl| so the
  * verify callback can fill it. */
 int tls_peer_attach(SSL *ssl, struct tls_peer *peer);

@@ -174,6 +174,7 @@ static int load_pem(struct jwt_keyset *ks, const uint8_t *data, size_t len, char
 		snprintf(err, errlen, "out of memory");
 		return 0;
 	}
+	ERR_clear_error();   /* so that the check after the loop sees only ours */
 	while (PEM_read_bio(bio, &name, &header, &der, &derlen)) {
 		n++;
 		snprintf(what, sizeof(what), "PEM block %u", n);

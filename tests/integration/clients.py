@@ -2,12 +2,11 @@
 mosquitto_pub/mosquitto_sub, paho-mqtt, asyncio-mqtt and MQTT.js."""
 import asyncio
 import os
-import re
 import subprocess
 import threading
 import time
 
-from harness import HERE, PYTHON, Fail, check
+from harness import HERE, Fail, check
 
 VERSIONS = {3: "mqttv31", 4: "mqttv311", 5: "mqttv5"}
 

@@ -455,6 +455,16 @@ class Ctx:
         return ["mqtls pid %d exited with %s" % (p.pid, p.p.returncode)
                 for p in self.proxies if not p.stopped and not p.alive()]
 
+    LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (error|warn|info|debug) ")
+
+    def stray_log_lines(self):
+        """mqtls output lines that are not log events (one line per event)."""
+        out = []
+        for p in self.proxies:
+            if isinstance(p, Mqtls):
+                out += [l for l in p.log().splitlines() if l and not self.LOG_LINE.match(l)]
+        return out
+
     def cleanup(self):
         for p in reversed(self._procs):
             try:

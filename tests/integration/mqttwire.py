@@ -4,7 +4,6 @@ Only what the tests use: CONNECT (3.1, 3.1.1, 5.0), SUBSCRIBE, PUBLISH,
 PINGREQ, DISCONNECT; reading splits the stream into (type, flags, body).
 """
 import select
-import socket
 import ssl
 import struct
 import time

@@ -7,7 +7,6 @@ Layout (all under one temporary directory, created once per suite run):
 The server is presented as fullchain.pem (leaf + intermediate) so chain
 building is exercised; clients trust only the root.
 """
-import os
 import subprocess
 from pathlib import Path
 

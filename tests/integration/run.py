@@ -6,6 +6,10 @@ usage: /usr/bin/python3 tests/integration/run.py [-k] [-j N] [FILTER...]
   -j N     run N tests at a time (default 2)
   -k       keep the temporary directory (PKI, logs) after the run
 Exit code 0 when every test passed (skips count as passed).
+Environment: MQTLS_BIN=path tests another binary than build/mqtls;
+MQTLS_REFERENCE=1 puts mosquitto's own TLS listener in mqtls's place (to tell
+a client-side test problem from an mqtls bug; log assertions then fail).
+A failing test prints its traceback, the mqtls log and the broker log.
 """
 import importlib
 import os
@@ -21,7 +25,8 @@ sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
 
-MODULES = ["test_clients", "test_mtls", "test_tls", "test_connect", "test_lifecycle"]
+MODULES = ["test_clients", "test_mtls", "test_tls", "test_connect", "test_sessions",
+           "test_lifecycle"]
 
 
 def run_one(fn):
@@ -30,6 +35,11 @@ def run_one(fn):
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
+        # Whatever a client library prints must not land in the TAP stream.
+        out = os.open(str(harness.suite_dir() / ("output.%d" % os.getpid())),
+                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
         status, lines = "ok", []
         ctx = None
 
@@ -43,6 +53,10 @@ def run_one(fn):
             dead = ctx.unexpected_exits()
             if dead:
                 raise harness.Fail("; ".join(dead))
+            stray = ctx.stray_log_lines()
+            if stray:
+                raise harness.Fail("mqtls wrote %d line(s) that are not log events, e.g. %r"
+                                   % (len(stray), stray[:3]))
             lines = list(ctx.notes)
         except harness.Skip as e:
             status, lines = "skip", [str(e)]
@@ -51,6 +65,11 @@ def run_one(fn):
             lines = traceback.format_exc().rstrip().splitlines()
             if ctx is not None:
                 lines += ctx.dump()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            printed = harness.tail(harness.suite_dir() / ("output.%d" % os.getpid()), 20)
+            if printed:
+                lines += ["---- the test's own output (last 20 lines) ----"] + printed
         finally:
             signal.alarm(0)
             if ctx is not None:
@@ -93,6 +112,10 @@ def main(argv):
             filters.append(a)
     for m in MODULES:
         importlib.import_module(m)
+    for need in (harness.MQTLS, harness.MOSQUITTO):
+        if not os.access(str(need), os.X_OK):
+            print("Bail out! %s not found or not executable (make build/mqtls?)" % need)
+            return 1
     tests = [t for t in harness.TESTS
              if not filters or any(f in t.__name__ for f in filters)]
     harness.pki()   # once, before forking, so every test shares it

@@ -1,12 +1,12 @@
 """The CONNECT path driven with hand-built bytes over a real TLS socket:
 broker down, malformed / unsupported / oversized / non-CONNECT first packets,
 slow senders against --connect-timeout, and pipelining behind CONNECT."""
-import struct
+import socket
 import time
 
 import clients
 import mqttwire as w
-from harness import check, free_port, test
+from harness import Skip, check, free_port, test
 
 
 def _send(ctx, m, data):
@@ -371,3 +371,40 @@ def large_pipelined_write_behind_connect_is_kept(ctx):
           "packet types %r" % [t for t, _, _ in types])
     for i, (t, f, body) in enumerate(types[2:]):
         check(w.publish_fields(f, body)[1] == payload + bytes([i]), "publish %d differs" % i)
+
+
+@test(timeout=20)
+def unresponsive_broker_gets_connack_server_unavailable_at_upstream_timeout(ctx):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so
+    # mqtls's connect to it hangs until --upstream-timeout.
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    ctx.note_socket(ls)
+    port = ls.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+        fillers.append(ctx.note_socket(f))
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    try:
+        probe.connect(("127.0.0.1", port))
+        raise Skip("the kernel still completes connections to a full listener")
+    except (socket.timeout, OSError):
+        pass
+    finally:
+        probe.close()
+    m = ctx.mqtls("--upstream-timeout", "1", upstream="127.0.0.1:%d" % port)
+    t0 = time.monotonic()
+    s, r = _send(ctx, m, w.connect(5, client_id="patient"))
+    seen = r.expect_closed(5)
+    took = time.monotonic() - t0
+    check(len(seen) == 1 and seen[0][0] == w.CONNACK and w.connack_code(seen[0][2]) == 0x88,
+          "want CONNACK 0x88, got %r" % seen)
+    check(0.8 <= took <= 2.5, "refused after %.2fs, want about 1s" % took)
+    c = m.wait_close(1)[0]
+    check(c.get("reason") in ("broker_timeout", "broker_unreachable"),
+          "close reason %r: %r" % (c.get("reason"), c))

@@ -6,7 +6,7 @@ import time
 
 import clients
 import mqttwire as w
-from harness import check, free_port, test
+from harness import check, test
 
 
 def _connack_ok(ctx, m, s):
