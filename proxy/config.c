@@ -6,7 +6,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 
-enum opt_type { OPT_STR, OPT_LIST, OPT_LONG, OPT_CHOICE };
+enum opt_type { OPT_STR, OPT_LIST, OPT_LONG, OPT_CHOICE, OPT_FLAG };
 
 struct option_def {
 	const char *name;
@@ -58,6 +58,36 @@ static const struct option_def options[] = {
 	  "write the bound listen addresses here once accepting (for supervisors/tests)" },
 	{ "config", OPT_STR, OFF(config_file), NULL, 0, 0, NULL,
 	  "read options from FILE: `key value` per line, # comments; flags override it" },
+	{ "users", OPT_STR, OFF(users), NULL, 0, 0, NULL,
+	  "password file in mosquitto_passwd format ($7$, $6$, $argon2id$); enables password auth" },
+	{ "auth", OPT_STR, OFF(auth), NULL, 0, 0, NULL,
+	  "accepted methods in order of precedence, from cert,jwt,password [what is configured]" },
+	{ "allow-anonymous", OPT_FLAG, OFF(allow_anonymous), "off", 0, 0, NULL,
+	  "admit clients that use no configured method" },
+	{ "identity-as-username", OPT_CHOICE, OFF(identity_as_username), NULL, 0, 0,
+	  "cn|san-dns|san-email|san-uri", "client certificate field that names the user; enables cert auth" },
+	{ "require-clientid-match", OPT_FLAG, OFF(require_clientid_match), "off", 0, 0, NULL,
+	  "refuse a CONNECT whose client id is not the authenticated identity" },
+	{ "jwt-keys", OPT_STR, OFF(jwt_keys), NULL, 0, 0, NULL,
+	  "PEM public keys, a JWKS file or an HMAC secret file; enables JWT auth (token as password)" },
+	{ "jwt-issuer", OPT_STR, OFF(jwt_issuer), NULL, 0, 0, NULL, "required `iss` of tokens" },
+	{ "jwt-audience", OPT_STR, OFF(jwt_audience), NULL, 0, 0, NULL, "required `aud` of tokens" },
+	{ "jwt-username-claim", OPT_STR, OFF(jwt_username_claim), "sub", 0, 0, NULL,
+	  "claim that names the user" },
+	{ "jwt-leeway", OPT_LONG, OFF(jwt_leeway), "30", 0, 3600, NULL,
+	  "seconds of clock skew allowed on exp, nbf and iat" },
+	{ "jwt-require-exp", OPT_FLAG, OFF(jwt_require_exp), "on", 0, 0, NULL,
+	  "refuse tokens without `exp`" },
+	{ "jwt-expiry-disconnect", OPT_FLAG, OFF(jwt_expiry_disconnect), "on", 0, 0, NULL,
+	  "end a token-authenticated connection when its token expires" },
+	{ "upstream-username", OPT_STR, OFF(upstream_username), NULL, 0, 0, NULL,
+	  "username sent to the broker instead of the client's identity (a service account)" },
+	{ "upstream-password-file", OPT_STR, OFF(upstream_password_file), NULL, 0, 0, NULL,
+	  "file whose contents are the password sent to the broker [none]" },
+	{ "auth-threads", OPT_LONG, OFF(auth_threads), "2", 1, 64, NULL,
+	  "threads for slow checks (password hashing, signatures) off the event loops" },
+	{ "auth-fail-delay", OPT_LONG, OFF(auth_fail_delay), "100", 0, 60000, NULL,
+	  "ms before refusing a failed login; doubles per recent failure from that address, to 5 s" },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -121,6 +151,17 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 		if (cfg->listen[cfg->n_listen] == NULL)
 			return 0;
 		cfg->n_listen++;
+		return 1;
+	case OPT_FLAG:
+		if (!strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
+			*(long *)(base + o->offset) = 1;
+		} else if (!strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "no") ||
+		           !strcmp(value, "0")) {
+			*(long *)(base + o->offset) = 0;
+		} else {
+			fprintf(stderr, "mqtls: %s: expected on or off, got '%s'\n", where, value);
+			return 0;
+		}
 		return 1;
 	case OPT_LONG:
 		errno = 0;
@@ -198,6 +239,8 @@ static int load_file(struct config *cfg, const char *path)
 			fprintf(stderr, "mqtls: %s: unknown key '%.*s'\n", where, (int)klen, key);
 			goto err;
 		}
+		if (o->type == OPT_FLAG && *value == '\0')
+			value = "on";
 		if (o->type == OPT_LIST && !file_listen) {
 			clear_listen(cfg);
 			file_listen = 1;
@@ -241,6 +284,8 @@ static const struct option_def *arg_option(int argc, char **argv, int *i, const 
 	}
 	if (eq) {
 		*value = eq + 1;
+	} else if (o->type == OPT_FLAG) {
+		*value = "on";
 	} else if (*i + 1 < argc) {
 		*value = argv[++*i];
 	} else {
@@ -317,6 +362,10 @@ enum config_result config_load(struct config *cfg, int argc, char **argv)
 		/* A client CA on its own means the operator wants certificates checked when sent. */
 		cfg->cert_mode = CLIENT_CERT_OPTIONAL;
 	}
+	if (cfg->identity_as_username && cfg->cert_mode == CLIENT_CERT_NONE) {
+		fprintf(stderr, "mqtls: --identity-as-username needs --client-ca FILE\n");
+		return CONFIG_ERROR;
+	}
 	if (cfg->crl && cfg->client_ca == NULL) {
 		fprintf(stderr, "mqtls: --crl needs --client-ca FILE\n");
 		return CONFIG_ERROR;
@@ -336,5 +385,14 @@ void config_cleanup(struct config *cfg)
 	free(cfg->log_level);
 	free(cfg->ready_file);
 	free(cfg->config_file);
+	free(cfg->users);
+	free(cfg->auth);
+	free(cfg->identity_as_username);
+	free(cfg->jwt_keys);
+	free(cfg->jwt_issuer);
+	free(cfg->jwt_audience);
+	free(cfg->jwt_username_claim);
+	free(cfg->upstream_username);
+	free(cfg->upstream_password_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -33,6 +33,25 @@ struct config {
 	char *log_level;
 	char *ready_file;
 	char *config_file;
+
+	/* Authentication (see proxy/auth/policy.h). */
+	char *users;                  /* password file */
+	char *auth;                   /* "cert,jwt,password" order; NULL: what is configured */
+	long allow_anonymous;         /* flag */
+	char *identity_as_username;   /* cn|san-dns|san-email|san-uri */
+	long require_clientid_match;  /* flag */
+	char *jwt_keys;
+	char *jwt_issuer;
+	char *jwt_audience;
+	char *jwt_username_claim;
+	long jwt_leeway;
+	long jwt_require_exp;         /* flag */
+	long jwt_expiry_disconnect;   /* flag */
+	char *upstream_username;
+	char *upstream_password_file;
+	long auth_threads;
+	long auth_fail_delay;         /* ms */
+	int users_strict;             /* not an option: a reload refuses bad lines */
 };
 
 enum config_result {

@@ -66,7 +66,7 @@ static int reading_client_allowed(const struct session *s)
  * full, or the budget is spent. */
 void forward_client_in(struct session *s)
 {
-	size_t max = s->w->proxy->max_buffer, budget = READ_BUDGET;
+	size_t max = session_client_in_limit(s), budget = READ_BUDGET;
 	enum tls_io r = TLS_IO_WANT_READ;
 
 	s->flags &= ~F_READ_WANTS_WRITE;
@@ -176,6 +176,8 @@ void forward_up_in(struct session *s)
 			return;
 		}
 		n = evbuffer_read(s->to_client, s->ufd, (int)room);
+		if (n > 0 && s->auth)
+			session_auth_track(s, s->to_client, have);
 		if (n > 0) {
 			budget -= (size_t)n;
 			continue;

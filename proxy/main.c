@@ -19,12 +19,16 @@
 #include <event2/thread.h>
 
 #include "proxy/address.h"
+#include "proxy/auth/faildelay.h"
+#include "proxy/auth/policy.h"
+#include "proxy/pool.h"
 #include "proxy/auth/passwd_tool.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
 #include "tls/context.h"
+#include "tls/peer.h"
 
 static SSL_CTX *build_ssl_ctx(const struct config *cfg, char *err, size_t errlen)
 {
@@ -85,17 +89,28 @@ static long default_workers(void)
 	return n > 0 ? n : 1;
 }
 
-static void reload(struct proxy *p)
+/* SIGHUP: each part is rebuilt completely off to the side and swapped in
+ * only if it loaded without error; live connections keep what they have. */
+static void reload(struct proxy *p, struct config *cfg)
 {
 	char err[512];
-	SSL_CTX *ctx = build_ssl_ctx(p->cfg, err, sizeof(err));
+	SSL_CTX *ctx = build_ssl_ctx(cfg, err, sizeof(err));
+	struct auth_material *m;
 
 	if (ctx == NULL) {
 		log_error("reload failed, keeping the previous certificates: %s", err);
+	} else {
+		proxy_swap_ssl_ctx(p, ctx);
+		log_info("reloaded certificates, keys, CAs and CRLs; live connections keep theirs");
+	}
+	cfg->users_strict = 1;
+	m = auth_material_load(cfg, err, sizeof(err));
+	if (m == NULL) {
+		log_error("reload failed, keeping the previous users and JWT keys: %s", err);
 		return;
 	}
-	proxy_swap_ssl_ctx(p, ctx);
-	log_info("reloaded certificates, keys, CAs and CRLs; live connections keep theirs");
+	proxy_swap_auth(p, m);
+	log_info("reloaded users and JWT keys");
 }
 
 int main(int argc, char **argv)
@@ -148,6 +163,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mqtls: %s\n", err);
 		goto out;
 	}
+	if (cfg.identity_as_username) {
+		enum tls_identity_kind kind = TLS_ID_NONE;
+
+		(void)tls_identity_kind_parse(cfg.identity_as_username, &kind);
+		p.identity_kind = (uint8_t)kind;
+	}
+	p.auth = auth_material_load(&cfg, err, sizeof(err));
+	if (p.auth == NULL) {
+		fprintf(stderr, "mqtls: %s\n", err);
+		goto out;
+	}
+	if (p.auth->n_order > 0 && (p.pool = pool_new((int)cfg.auth_threads)) == NULL) {
+		fprintf(stderr, "mqtls: cannot start the auth threads\n");
+		goto out;
+	}
+	if ((p.faildelay = faildelay_new()) == NULL)
+		goto out;
 
 	/* Workers get no signals; this thread takes them with sigwait. */
 	sigemptyset(&sigs);
@@ -190,7 +222,7 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload(&p);
+			reload(&p, &cfg);
 			continue;
 		}
 		log_info("signal %d: closing connections and exiting", sig);
@@ -202,6 +234,9 @@ stop:
 		worker_request_stop(&workers[i]);
 	for (long i = 0; i < started; i++)
 		worker_join(&workers[i]);
+	/* Every job comes home before the sessions it belongs to are freed. */
+	pool_free(p.pool);
+	p.pool = NULL;
 	for (long i = 0; i < n_workers && workers; i++)
 		worker_cleanup(&workers[i]);
 	if (rc == 0 && cfg.ready_file)
@@ -210,6 +245,9 @@ stop:
 		rc = 2;
 out:
 	free(workers);
+	pool_free(p.pool);
+	faildelay_free(p.faildelay);
+	auth_material_unref(p.auth);
 	SSL_CTX_free(p.ssl_ctx);
 	config_cleanup(&cfg);
 	pthread_mutex_destroy(&p.lock);

@@ -15,6 +15,9 @@
 #include "proxy/address.h"
 #include "proxy/config.h"
 
+struct pool;
+struct faildelay;
+
 struct proxy {
 	const struct config *cfg;          /* borrowed from main */
 	struct address upstream;
@@ -25,9 +28,20 @@ struct proxy {
 	struct timeval upstream_timeout;
 	struct timeval linger_timeout;     /* flushing at close */
 
-	pthread_mutex_t lock;              /* guards ssl_ctx */
+	uint8_t identity_kind;             /* enum tls_identity_kind for client certs */
+	struct pool *pool;                 /* owned: slow auth checks */
+	struct faildelay *faildelay;       /* owned */
+
+	pthread_mutex_t lock;              /* guards ssl_ctx and auth */
 	SSL_CTX *ssl_ctx;                  /* owned; replaced by proxy_swap_ssl_ctx */
+	struct auth_material *auth;        /* owned reference; replaced by proxy_swap_auth */
 };
+
+struct auth_material;
+/* The current auth snapshot with a new reference (auth_material_unref it). */
+struct auth_material *proxy_get_auth(struct proxy *p);
+/* Installs |m| (takes the reference); sessions keep the one they took. */
+void proxy_swap_auth(struct proxy *p, struct auth_material *m);
 
 /* Returns the current context with a new reference the caller must free. */
 SSL_CTX *proxy_get_ssl_ctx(struct proxy *p);

@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mqtt/connack.h"
 #include "proxy/address.h"
+#include "proxy/auth/policy.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -70,9 +72,19 @@ void session_close_upstream(struct session *s)
 	s->ufd = -1;
 }
 
+size_t session_client_in_limit(const struct session *s)
+{
+	/* Before authentication a client gets room for its CONNECT and a
+	 * little pipelining, not the forwarding-phase buffers. */
+	if (s->state == S_FORWARDING)
+		return s->w->proxy->max_buffer;
+	return s->w->proxy->max_connect_size;
+}
+
 void session_rearm(struct session *s)
 {
 	size_t max = s->w->proxy->max_buffer;
+	size_t in_max = session_client_in_limit(s);
 	size_t up = buf_len(s->to_up), down = buf_len(s->to_client);
 	int client_ok = !(s->flags & F_CLIENT_DEAD);
 	uint8_t want = 0;
@@ -94,7 +106,7 @@ void session_rearm(struct session *s)
 	case S_FORWARDING:
 		/* Backpressure: the client is read only while the broker side
 		 * has room, and the broker only while the client side has. */
-		if (client_ok && !(s->flags & F_CLIENT_EOF) && up < max)
+		if (client_ok && !(s->flags & F_CLIENT_EOF) && up < in_max)
 			want |= (s->flags & F_READ_WANTS_WRITE) ? ARM_CLIENT_WRITE : ARM_CLIENT_READ;
 		if (client_ok && down > 0)
 			want |= (s->flags & F_WRITE_WANTS_READ) ? ARM_CLIENT_READ : ARM_CLIENT_WRITE;
@@ -136,10 +148,11 @@ static void log_close(struct session *s)
 		return;
 	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
 	log_msg(LOG_INFO,
-	        "close peer=%s tls=%s cipher=%s client_id=\"%s\" mqtt=%u in=%llu out=%llu ms=%llu state=%s reason=%s",
+	        "close peer=%s tls=%s cipher=%s client_id=\"%s\" mqtt=%u auth=%s user=\"%s\" in=%llu out=%llu ms=%llu state=%s reason=%s",
 	        peer, (s->flags & F_TLS_DONE) ? SSL_get_version(s->ssl) : "-",
 	        cipher ? SSL_CIPHER_get_name(cipher) : "-", s->client_id ? s->client_id : "",
-	        s->mqtt_version, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+	        s->mqtt_version, auth_method_name(s->auth ? (enum auth_method)s->auth->method : AUTH_NONE),
+	        s->auth && s->auth->user ? s->auth->user : "", (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	        (unsigned long long)(now_ms() - s->start_ms),
 	        state_names[s->close_state], s->close_reason ? s->close_reason : "error");
 }
@@ -204,6 +217,10 @@ void session_close(struct session *s, const char *reason)
 	}
 	s->close_reason = reason;
 	s->close_state = s->state;
+	if (s->auth && s->auth->job) {
+		session_auth_free(s->auth);     /* disowns the job in flight */
+		s->auth = NULL;
+	}
 	leave_handshake_count(s);
 	/* Before FORWARDING nothing the client sent may reach the broker. */
 	if (s->state != S_FORWARDING)
@@ -304,8 +321,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case S_AWAIT_CONNECT:
 		session_close(s, "connect_timeout");
 		break;
+	case S_AUTHENTICATING:
+		/* Either a refusal has served its delay, or the check itself
+		 * outlived --connect-timeout (the pool is saturated). */
+		if (!session_auth_timer(s))
+			session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "auth_timeout");
+		break;
 	case S_UPSTREAM_CONNECTING:
 		session_refuse(s, -1, "broker_timeout");
+		break;
+	case S_FORWARDING:
+		session_auth_expired(s);
 		break;
 	case S_CLOSING:
 		/* The peers had their chance to take the rest: drop it. */
@@ -321,6 +347,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 void session_close_now(struct session *s, const char *reason)
 {
 	session_close(s, reason);
+	if (s->state != S_DEAD)
+		session_settle(s);
+}
+
+void session_settle_external(struct session *s)
+{
 	if (s->state != S_DEAD)
 		session_settle(s);
 }
@@ -346,6 +378,7 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 	if (s->ssl == NULL || !SSL_set_fd(s->ssl, fd) || !tls_peer_attach(s->ssl, &s->peer))
 		goto err;
 	SSL_set_accept_state(s->ssl);
+	s->peer.want_identity = w->proxy->identity_kind;
 	event_assign(&s->ev_crd, w->base, fd, EV_READ | EV_PERSIST, on_client_event, s);
 	event_assign(&s->ev_cwr, w->base, fd, EV_WRITE | EV_PERSIST, on_client_event, s);
 	evtimer_assign(&s->ev_timer, w->base, on_timer, s);
@@ -379,6 +412,7 @@ void session_free(struct session *s)
 	if (s->to_client)
 		evbuffer_free(s->to_client);
 	tls_peer_cleanup(&s->peer);
+	session_auth_free(s->auth);
 	free(s->client_id);
 	s->magic = 0;
 	free(s);

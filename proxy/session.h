@@ -57,6 +57,26 @@ enum {
 };
 
 struct worker;
+struct auth_job;
+
+/* Authentication state; allocated only when a policy or injection is on. */
+struct session_auth {
+	struct auth_job *job;           /* in flight on the pool, or NULL */
+	uint8_t method;                 /* enum auth_method that decided */
+	uint8_t refusing;               /* a refusal waits for its delay */
+	uint8_t refusal;                /* enum mqtt_refusal */
+	uint8_t track_down;             /* count broker->client packet boundaries */
+	uint8_t lost_track;
+	uint8_t fstate;                 /* 0 type byte, 1 varint, 2 body */
+	uint8_t shift;
+	const char *refusal_reason;
+	char *user;                     /* escaped identity, owned */
+	int64_t expires;                /* token end (with leeway), 0 if none */
+	uint32_t acc;
+	uint64_t left;                  /* body bytes still to skip */
+	uint64_t down_total;            /* bytes read from the broker so far */
+	uint64_t boundary;              /* stream offset after the last whole packet */
+};
 
 struct session {
 	uint32_t magic;
@@ -74,6 +94,7 @@ struct session {
 	struct evbuffer *to_up;         /* plaintext for the broker; owned, NULL when empty */
 	struct evbuffer *to_client;     /* plaintext to encrypt; owned, NULL when empty */
 	struct tls_peer peer;
+	struct session_auth *auth;      /* owned, or NULL */
 	char *client_id;                /* escaped copy for the log; owned */
 	const char *close_reason;       /* static string */
 	uint64_t bytes_in;              /* plaintext from client */
@@ -100,6 +121,7 @@ void session_free(struct session *s);
 
 /* Internal to proxy/session*.c and proxy/forward.c */
 void session_rearm(struct session *s);
+size_t session_client_in_limit(const struct session *s);
 void session_connect_parsed(struct session *s);
 void session_refuse(struct session *s, int refusal, const char *reason);
 void forward_client_in(struct session *s);
@@ -110,6 +132,14 @@ void session_try_connect(struct session *s);
 void session_assign_upstream(struct session *s);
 void session_close_upstream(struct session *s);
 void session_parse_connect(struct session *s);
+void session_settle_external(struct session *s);
+/* session_auth.c */
+void session_authenticate(struct session *s, const uint8_t *pkt, size_t len);
+void session_auth_free(struct session_auth *a);
+int session_auth_timer(struct session *s);
+void session_auth_forwarding(struct session *s);
+void session_auth_track(struct session *s, struct evbuffer *buf, size_t from);
+void session_auth_expired(struct session *s);
 void session_maybe_finish(struct session *s);
 
 #endif

@@ -147,12 +147,10 @@ void session_parse_connect(struct session *s)
 	}
 	s->mqtt_version = c.version;
 	keep_client_id(s, &c);
-	/* Issue-4 authentication plugs in here; until then the CONNECT goes to
-	 * the broker byte for byte, followed by whatever was pipelined. */
-	s->state = S_AUTHENTICATING;
-	session_connect_parsed(s);
+	session_authenticate(s, p, f.total_len);
 }
 
+/* Authentication admitted the client: connect to the broker. */
 void session_connect_parsed(struct session *s)
 {
 	event_del(&s->ev_timer);
@@ -163,6 +161,7 @@ static void enter_forwarding(struct session *s)
 {
 	s->state = S_FORWARDING;
 	event_del(&s->ev_timer);
+	session_auth_forwarding(s);
 	forward_up_out(s);
 }
 

@@ -208,6 +208,11 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 		}
 		event_assign(&w->ev_listen[i], w->base, w->lfd[i], EV_READ | EV_PERSIST, on_accept, w);
 	}
+	if (!pool_home_init(&w->home, w->base)) {
+		snprintf(err, errlen, "cannot set up the auth completion queue");
+		return 0;
+	}
+	w->home_ok = 1;
 	event_assign(&w->ev_reap, w->base, -1, 0, on_reap, w);
 	event_assign(&w->ev_stop, w->base, -1, 0, on_stop, w);
 	evtimer_assign(&w->ev_resume, w->base, on_resume, w);
@@ -256,6 +261,8 @@ void worker_cleanup(struct worker *w)
 			break;
 		}
 	}
+	if (w->home_ok)
+		pool_home_cleanup(&w->home);   /* jobs of closed sessions are freed */
 	on_reap(-1, 0, w);
 	for (int i = 0; i < w->n_listen; i++) {
 		if (w->lfd[i] >= 0)

@@ -13,6 +13,7 @@
 #include <event2/event_struct.h>
 
 #include "proxy/config.h"
+#include "proxy/pool.h"
 #include "proxy/proxy.h"
 
 struct session;
@@ -34,7 +35,8 @@ struct worker {
 	long n_sessions;
 	long n_handshakes;
 	int stopping;
-	unsigned char *scratch;            /* per-loop buffer, owned */
+	struct pool_home home;             /* auth checks finished on the pool */
+	int home_ok;
 	pthread_t thread;
 };
 

@@ -143,6 +143,10 @@ static int setup_client_certs(SSL_CTX *ctx, const struct tls_server_opts *o, cha
 	/* Keep only a hash of the client's chain after the handshake; the
 	 * identity is copied out during verification (tls/peer.c). */
 	SSL_CTX_set_retain_only_sha256_of_client_certs(ctx, 1);
+	/* A resumed session skips verification, so the CRL would not be
+	 * consulted again and no identity would be copied: with client
+	 * certificates every connection does a full handshake. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	return 1;
 }
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "tls/peer.h"
 
@@ -36,8 +37,28 @@ int tls_peer_attach(SSL *ssl, struct tls_peer *peer)
 	return idx >= 0 && SSL_set_ex_data(ssl, idx, peer);
 }
 
+int tls_identity_kind_parse(const char *s, enum tls_identity_kind *out)
+{
+	static const struct {
+		const char *name;
+		enum tls_identity_kind kind;
+	} kinds[] = {
+		{ "cn", TLS_ID_CN }, { "san-dns", TLS_ID_SAN_DNS },
+		{ "san-email", TLS_ID_SAN_EMAIL }, { "san-uri", TLS_ID_SAN_URI },
+	};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strcmp(s, kinds[i].name) == 0) {
+			*out = kinds[i].kind;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void tls_peer_cleanup(struct tls_peer *peer)
 {
+	free(peer->identity);
 	free(peer->subject_cn);
 	memset(peer, 0, sizeof(*peer));
 }
@@ -62,6 +83,45 @@ static char *copy_cn(X509 *cert)
 	return out;
 }
 
+/* The first subjectAltName entry of |type| (GEN_DNS, GEN_EMAIL, GEN_URI). */
+static char *copy_san(X509 *cert, int type)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	char *out = NULL;
+
+	for (size_t i = 0; names && i < sk_GENERAL_NAME_num(names) && out == NULL; i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+		const ASN1_STRING *str;
+		int len;
+
+		if (gn->type != type)
+			continue;
+		str = gn->d.ia5;
+		len = ASN1_STRING_length(str);
+		/* IA5 names are ASCII; an embedded NUL would truncate the identity. */
+		if (len > 0 && memchr(ASN1_STRING_get0_data(str), 0, (size_t)len) == NULL)
+			out = strndup((const char *)ASN1_STRING_get0_data(str), (size_t)len);
+	}
+	GENERAL_NAMES_free(names);
+	return out;
+}
+
+static char *copy_identity(X509 *cert, uint8_t kind)
+{
+	switch (kind) {
+	case TLS_ID_CN:
+		return copy_cn(cert);
+	case TLS_ID_SAN_DNS:
+		return copy_san(cert, GEN_DNS);
+	case TLS_ID_SAN_EMAIL:
+		return copy_san(cert, GEN_EMAIL);
+	case TLS_ID_SAN_URI:
+		return copy_san(cert, GEN_URI);
+	default:
+		return NULL;
+	}
+}
+
 int tls_peer_verify_cb(int ok, X509_STORE_CTX *store)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -79,7 +139,12 @@ int tls_peer_verify_cb(int ok, X509_STORE_CTX *store)
 	}
 	/* The callback runs once per chain element, leaf last; copy the identity
 	 * now because only a hash of the chain is kept after the handshake. */
-	if (depth == 0 && peer->subject_cn == NULL)
-		peer->subject_cn = copy_cn(X509_STORE_CTX_get_current_cert(store));
+	if (depth == 0 && peer->subject_cn == NULL) {
+		X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+
+		peer->subject_cn = copy_cn(leaf);
+		if (peer->want_identity != TLS_ID_NONE && peer->identity == NULL)
+			peer->identity = copy_identity(leaf, peer->want_identity);
+	}
 	return ok;
 }

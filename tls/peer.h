@@ -7,11 +7,25 @@
 
 #include <openssl/ssl.h>
 
+/* Which certificate field names the client (--identity-as-username). */
+enum tls_identity_kind {
+	TLS_ID_NONE = 0,
+	TLS_ID_CN,
+	TLS_ID_SAN_DNS,
+	TLS_ID_SAN_EMAIL,
+	TLS_ID_SAN_URI,
+};
+
 struct tls_peer {
 	const char *verify_error;   /* static string from BoringSSL, or NULL */
 	int verify_depth;
+	uint8_t want_identity;      /* enum tls_identity_kind, set before the handshake */
 	char *subject_cn;           /* owned; NULL if no verified client cert */
+	char *identity;             /* owned; the wanted field of a verified leaf, or NULL */
 };
+
+/* Parses "cn", "san-dns", "san-email" or "san-uri"; returns 1/0. */
+int tls_identity_kind_parse(const char *s, enum tls_identity_kind *out);
 
 /* Allocates the ex_data slot; idempotent and thread-safe. Returns 1/0. */
 int tls_peer_init(void);

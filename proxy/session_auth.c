@@ -1,0 +1,424 @@
+/*
+ * AUTHENTICATING: deciding who the client is, and what the broker sees.
+ *
+ * The CONNECT is copied out of the input buffer (it must outlive buffer
+ * changes while a pool thread looks at it), the credentials are checked on
+ * the loop when cheap or on the pool when slow, and then either
+ *   - the CONNECT is re-emitted with the injected username/password and put
+ *     in front of whatever the client pipelined behind it, or
+ *   - after the failure delay for that address, the client gets its CONNACK
+ *     refusal and the broker never hears of it.
+ * A connection authenticated by a token ends when the token expires; an
+ * MQTT 5 client first gets a DISCONNECT (0xA0), inserted between two broker
+ * packets, which is why such sessions count packet boundaries downstream.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/mem.h>
+
+#include "mqtt/connack.h"
+#include "mqtt/connect.h"
+#include "proxy/auth/faildelay.h"
+#include "proxy/auth/policy.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+#define CHEAP_US 150
+
+struct auth_job {
+	struct pool_job base;        /* first: the pool hands this pointer back */
+	struct session *s;           /* NULL once the session is gone */
+	struct auth_material *m;     /* reference */
+	uint8_t *pkt;                /* owned copy of the CONNECT */
+	size_t pkt_len;
+	struct mqtt_connect c;       /* slices into pkt */
+	struct auth_request req;
+	enum auth_method method;
+	struct auth_result res;
+	int64_t now;
+};
+
+static void job_free(struct auth_job *j)
+{
+	if (j == NULL)
+		return;
+	auth_request_cleanup(&j->req);
+	auth_result_cleanup(&j->res);
+	auth_material_unref(j->m);
+	if (j->pkt) {
+		OPENSSL_cleanse(j->pkt, j->pkt_len);
+		free(j->pkt);
+	}
+	free(j);
+}
+
+void session_auth_free(struct session_auth *a)
+{
+	if (a == NULL)
+		return;
+	if (a->job) {
+		/* The pool still has it: disown it, its completion frees it. */
+		a->job->s = NULL;
+		a->job = NULL;
+	}
+	free(a->user);
+	free(a);
+}
+
+static char *copy_slice(struct slice sl)
+{
+	char *p = malloc(sl.len + 1);
+
+	if (p) {
+		memcpy(p, sl.ptr, sl.len);
+		p[sl.len] = '\0';
+	}
+	return p;
+}
+
+static int build_request(struct auth_job *j, const struct session *s)
+{
+	struct auth_request *r = &j->req;
+	const struct mqtt_connect *c = &j->c;
+
+	r->version = c->version;
+	r->client_id_len = c->client_id.len;
+	r->has_username = c->has_username;
+	r->username_len = c->username.len;
+	r->has_password = c->has_password;
+	r->password_len = c->password.len;
+	r->has_auth_method = c->has_auth_method;
+	r->client_id = copy_slice(c->client_id);
+	r->username = copy_slice(c->username);
+	r->password = (uint8_t *)copy_slice(c->password);
+	if (s->peer.identity)
+		r->cert_identity = strdup(s->peer.identity);
+	return r->client_id && r->username && r->password &&
+	       (s->peer.identity == NULL || r->cert_identity);
+}
+
+static enum mqtt_refusal refusal_for(enum auth_verdict v)
+{
+	switch (v) {
+	case AUTH_BAD_METHOD:
+		return MQTT_REFUSE_BAD_AUTH_METHOD;
+	case AUTH_NOT_AUTHORIZED:
+		return MQTT_REFUSE_NOT_AUTHORIZED;
+	default:
+		return MQTT_REFUSE_BAD_CREDENTIALS;
+	}
+}
+
+static const char *reason_for(enum auth_verdict v)
+{
+	switch (v) {
+	case AUTH_BAD_METHOD:
+		return "bad_auth_method";
+	case AUTH_NOT_AUTHORIZED:
+		return "not_authorized";
+	default:
+		return "bad_credentials";
+	}
+}
+
+/* Re-emits the CONNECT with the credentials the broker should see and puts
+ * it in front of the pipelined bytes. Returns 1/0. */
+static int inject(struct session *s, struct auth_job *j)
+{
+	struct mqtt_connect c = j->c;
+	const struct auth_material *m = j->m;
+	uint8_t *out = NULL;
+	size_t need, n;
+	int ok = 0;
+
+	if (m->upstream_username) {
+		c.has_username = 1;
+		c.username = (struct slice){ (const uint8_t *)m->upstream_username, strlen(m->upstream_username) };
+	} else if (j->res.identity) {
+		c.has_username = 1;
+		c.username = (struct slice){ (const uint8_t *)j->res.identity, strlen(j->res.identity) };
+	} else if (j->method != AUTH_NONE) {
+		c.has_username = 0;
+		c.username = (struct slice){ NULL, 0 };
+	}
+	/* The client's own password or token never reaches the broker. */
+	c.has_password = m->upstream_password != NULL;
+	c.password = (struct slice){ m->upstream_password, m->upstream_password_len };
+	if (c.version != MQTT_V5 && c.has_password && !c.has_username)
+		c.has_password = 0;   /* 3.x cannot carry a password alone */
+	need = mqtt_connect_serialized_len(&c);
+	if (need == 0 || (out = malloc(need)) == NULL)
+		goto err;
+	n = mqtt_connect_serialize(&c, out, need);
+	if (n != need)
+		goto err;
+	if (s->to_up == NULL && (s->to_up = evbuffer_new()) == NULL)
+		goto err;
+	ok = evbuffer_prepend(s->to_up, out, n) == 0;
+err:
+	if (out) {
+		OPENSSL_cleanse(out, need);
+		free(out);
+	}
+	return ok;
+}
+
+static void log_auth_refusal(struct session *s, const struct auth_job *j, uint32_t delay)
+{
+	char peer[80];
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
+	log_msg(LOG_INFO, "refuse peer=%s mqtt=%u auth=%s reason=%s delay_ms=%u detail=\"%s\"", peer,
+	        s->mqtt_version, auth_method_name(j->method), reason_for(j->res.verdict), delay,
+	        j->res.detail);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t failure_delay(struct session *s, const struct auth_material *m)
+{
+	const void *ip;
+	size_t len;
+
+	if (s->addr.sa.sa_family == AF_INET6) {
+		ip = &s->addr.in6.sin6_addr;
+		len = 16;
+	} else {
+		ip = &s->addr.in.sin_addr;
+		len = 4;
+	}
+	return faildelay_record(s->w->proxy->faildelay, ip, len, mono_ms(), m->fail_delay_ms);
+}
+
+static void complete(struct session *s, struct auth_job *j)
+{
+	struct session_auth *a = s->auth;
+
+	a->method = (uint8_t)j->method;
+	if (j->res.verdict != AUTH_OK) {
+		uint32_t delay = j->res.verdict == AUTH_BAD_METHOD ? 0 : failure_delay(s, j->m);
+		struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+
+		log_auth_refusal(s, j, delay);
+		a->refusal = (uint8_t)refusal_for(j->res.verdict);
+		a->refusal_reason = reason_for(j->res.verdict);
+		a->refusing = 1;
+		if (delay == 0) {
+			session_refuse(s, a->refusal, a->refusal_reason);
+		} else {
+			/* Hold the answer; on_timer sends it (session_auth_timer). */
+			event_add(&s->ev_timer, &tv);
+		}
+		return;
+	}
+	if (j->res.identity) {
+		char buf[200];
+
+		log_escape(buf, sizeof(buf), j->res.identity, strlen(j->res.identity));
+		a->user = strdup(buf);
+	}
+	if (j->method == AUTH_JWT && j->m->jwt_expiry_disconnect && j->res.expires > 0)
+		a->expires = j->res.expires + j->m->jwt_leeway;
+	if (j->m->inject && !inject(s, j)) {
+		session_close(s, "out_of_memory");
+		return;
+	}
+	session_connect_parsed(s);
+}
+
+static void job_run(struct pool_job *pj)
+{
+	struct auth_job *j = (struct auth_job *)pj;
+
+	auth_run(j->m, j->method, &j->req, j->now, &j->res);
+}
+
+/* Back on the session's loop. */
+static void job_done(struct pool_job *pj)
+{
+	struct auth_job *j = (struct auth_job *)pj;
+	struct session *s = j->s;
+
+	if (s != NULL && s->state == S_AUTHENTICATING) {
+		s->auth->job = NULL;
+		complete(s, j);
+		session_settle_external(s);
+	}
+	job_free(j);
+}
+
+void session_authenticate(struct session *s, const uint8_t *pkt, size_t len)
+{
+	struct auth_material *m = proxy_get_auth(s->w->proxy);
+	struct auth_job *j = NULL;
+	const char *why = NULL;
+
+	s->state = S_AUTHENTICATING;
+	if (m == NULL || !m->inject) {
+		/* Pure TLS termination: the CONNECT goes on byte for byte. */
+		auth_material_unref(m);
+		session_connect_parsed(s);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL || (s->auth = calloc(1, sizeof(*s->auth))) == NULL)
+		goto oom;
+	j->m = m;
+	m = NULL;
+	j->pkt = malloc(len);
+	if (j->pkt == NULL)
+		goto oom;
+	memcpy(j->pkt, pkt, len);
+	j->pkt_len = len;
+	/* Parsed again on the copy so that every slice points into memory the
+	 * job owns; it parsed once already, so this cannot fail. */
+	if (mqtt_connect_parse(j->pkt, len, &j->c, &why) != MQTT_CONNECT_OK || !build_request(j, s))
+		goto oom;
+	evbuffer_drain(s->to_up, len);
+	j->method = auth_select(j->m, &j->req);
+	j->now = (int64_t)time(NULL);
+	j->s = s;
+	if (auth_cost_us(j->m, j->method, &j->req) > CHEAP_US && s->w->proxy->pool) {
+		j->base.run = job_run;
+		j->base.done = job_done;
+		j->base.home = &s->w->home;
+		s->auth->job = j;
+		pool_submit(s->w->proxy->pool, &j->base);
+		return;
+	}
+	auth_run(j->m, j->method, &j->req, j->now, &j->res);
+	complete(s, j);
+	job_free(j);
+	return;
+oom:
+	auth_material_unref(m);
+	job_free(j);
+	session_close(s, "out_of_memory");
+}
+
+int session_auth_timer(struct session *s)
+{
+	if (s->auth == NULL || !s->auth->refusing)
+		return 0;
+	session_refuse(s, s->auth->refusal, s->auth->refusal_reason);
+	return 1;
+}
+
+void session_auth_forwarding(struct session *s)
+{
+	int64_t left;
+	struct timeval tv;
+
+	if (s->auth == NULL || s->auth->expires == 0)
+		return;
+	left = s->auth->expires - (int64_t)time(NULL);
+	tv.tv_sec = left > 1 ? left : 1;
+	tv.tv_usec = 0;
+	s->auth->track_down = s->mqtt_version == MQTT_V5;
+	event_add(&s->ev_timer, &tv);
+}
+
+/* Follows the broker->client stream packet by packet without copying:
+ * only headers are read, bodies are skipped by count. */
+void session_auth_track(struct session *s, struct evbuffer *buf, size_t from)
+{
+	struct session_auth *a = s->auth;
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v[8];
+	int n;
+
+	if (a == NULL || !a->track_down || a->lost_track)
+		return;
+	if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+		return;
+	n = evbuffer_peek(buf, -1, &pos, v, 8);
+	for (int i = 0; i < n && i < 8; i++) {
+		const uint8_t *p = v[i].iov_base;
+		size_t len = v[i].iov_len;
+
+		while (len > 0) {
+			if (a->left > 0) {
+				size_t k = a->left < len ? a->left : len;
+
+				a->left -= k;
+				p += k;
+				len -= k;
+				a->down_total += k;
+				if (a->left == 0 && a->fstate == 2)
+					a->boundary = a->down_total, a->fstate = 0;
+				continue;
+			}
+			if (a->fstate == 0) {          /* type byte */
+				a->fstate = 1;
+				a->acc = 0;
+				a->shift = 0;
+			} else {                       /* remaining-length varint */
+				a->acc |= (uint32_t)(*p & 0x7f) << a->shift;
+				a->shift += 7;
+				if (!(*p & 0x80)) {
+					a->left = a->acc;
+					a->fstate = 2;
+				} else if (a->shift >= 28) {
+					a->lost_track = 1;
+					return;
+				}
+			}
+			p++;
+			len--;
+			a->down_total++;
+			if (a->fstate == 2 && a->left == 0)
+				a->boundary = a->down_total, a->fstate = 0;
+		}
+	}
+	if (n > 8)
+		a->lost_track = 1;
+}
+
+void session_auth_expired(struct session *s)
+{
+	struct session_auth *a = s->auth;
+	uint8_t pkt[4];
+	size_t n = 0;
+
+	if (a && a->track_down && !a->lost_track) {
+		size_t have = s->to_client ? evbuffer_get_length(s->to_client) : 0;
+		uint64_t start = a->down_total - have;    /* stream offset of to_client's first byte */
+		size_t whole = (size_t)(a->boundary - start);
+
+		/* Drop a trailing partial packet so the DISCONNECT starts on a
+		 * packet boundary; the broker redelivers QoS 1/2 on reconnect. */
+		if (whole < have) {
+			struct evbuffer *keep = evbuffer_new();
+
+			if (keep && evbuffer_remove_buffer(s->to_client, keep, whole) == (int)whole) {
+				evbuffer_free(s->to_client);
+				s->to_client = keep;
+			} else if (keep) {
+				evbuffer_free(keep);
+				a->lost_track = 1;
+			}
+		}
+		if (!a->lost_track)
+			n = mqtt_disconnect_build_v5(0xA0, pkt, sizeof(pkt));
+	}
+	if (n > 0) {
+		if (s->to_client == NULL)
+			s->to_client = evbuffer_new();
+		if (s->to_client)
+			evbuffer_add(s->to_client, pkt, n);
+	}
+	session_close(s, "token_expired");
+	forward_client_out(s);
+}
