@@ -1,4 +1,8 @@
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define POOL_NICE 10
 
 #include "proxy/pool.h"
 
@@ -38,6 +42,10 @@ static void go_home(struct pool_job *job)
 static void *pool_main(void *arg)
 {
 	struct pool *p = arg;
+
+	/* Slow checks yield the CPU to the event loops: on a small machine a
+	 * login storm must not add scheduling delay to forwarded traffic. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POOL_NICE);
 
 	for (;;) {
 		struct pool_job *job;

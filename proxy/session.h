@@ -20,6 +20,7 @@
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
+#include "mqtt/framer.h"
 #include "tls/peer.h"
 
 #define SESSION_MAGIC 0x6d71746cu   /* "mqtl" */
@@ -66,16 +67,10 @@ struct session_auth {
 	uint8_t refusing;               /* a refusal waits for its delay */
 	uint8_t refusal;                /* enum mqtt_refusal */
 	uint8_t track_down;             /* count broker->client packet boundaries */
-	uint8_t lost_track;
-	uint8_t fstate;                 /* 0 type byte, 1 varint, 2 body */
-	uint8_t shift;
 	const char *refusal_reason;
 	char *user;                     /* escaped identity, owned */
 	int64_t expires;                /* token end (with leeway), 0 if none */
-	uint32_t acc;
-	uint64_t left;                  /* body bytes still to skip */
-	uint64_t down_total;            /* bytes read from the broker so far */
-	uint64_t boundary;              /* stream offset after the last whole packet */
+	struct mqtt_framer down;        /* broker->client boundaries */
 };
 
 struct session {

@@ -330,8 +330,7 @@ void session_auth_forwarding(struct session *s)
 	event_add(&s->ev_timer, &tv);
 }
 
-/* Follows the broker->client stream packet by packet without copying:
- * only headers are read, bodies are skipped by count. */
+/* Feeds the bytes just read from the broker to the framer, in place. */
 void session_auth_track(struct session *s, struct evbuffer *buf, size_t from)
 {
 	struct session_auth *a = s->auth;
@@ -339,51 +338,20 @@ void session_auth_track(struct session *s, struct evbuffer *buf, size_t from)
 	struct evbuffer_iovec v[8];
 	int n;
 
-	if (a == NULL || !a->track_down || a->lost_track)
+	if (a == NULL || !a->track_down || a->down.lost)
 		return;
-	if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+	if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0) {
+		a->down.lost = 1;
 		return;
-	n = evbuffer_peek(buf, -1, &pos, v, 8);
-	for (int i = 0; i < n && i < 8; i++) {
-		const uint8_t *p = v[i].iov_base;
-		size_t len = v[i].iov_len;
-
-		while (len > 0) {
-			if (a->left > 0) {
-				size_t k = a->left < len ? a->left : len;
-
-				a->left -= k;
-				p += k;
-				len -= k;
-				a->down_total += k;
-				if (a->left == 0 && a->fstate == 2)
-					a->boundary = a->down_total, a->fstate = 0;
-				continue;
-			}
-			if (a->fstate == 0) {          /* type byte */
-				a->fstate = 1;
-				a->acc = 0;
-				a->shift = 0;
-			} else {                       /* remaining-length varint */
-				a->acc |= (uint32_t)(*p & 0x7f) << a->shift;
-				a->shift += 7;
-				if (!(*p & 0x80)) {
-					a->left = a->acc;
-					a->fstate = 2;
-				} else if (a->shift >= 28) {
-					a->lost_track = 1;
-					return;
-				}
-			}
-			p++;
-			len--;
-			a->down_total++;
-			if (a->fstate == 2 && a->left == 0)
-				a->boundary = a->down_total, a->fstate = 0;
-		}
 	}
-	if (n > 8)
-		a->lost_track = 1;
+	n = evbuffer_peek(buf, -1, &pos, v, 8);
+	if (n > 8) {
+		/* More chains than we looked at: rather lose track than guess. */
+		a->down.lost = 1;
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		mqtt_framer_feed(&a->down, v[i].iov_base, v[i].iov_len);
 }
 
 void session_auth_expired(struct session *s)
@@ -392,10 +360,10 @@ void session_auth_expired(struct session *s)
 	uint8_t pkt[4];
 	size_t n = 0;
 
-	if (a && a->track_down && !a->lost_track) {
+	if (a && a->track_down && !a->down.lost) {
 		size_t have = s->to_client ? evbuffer_get_length(s->to_client) : 0;
-		uint64_t start = a->down_total - have;    /* stream offset of to_client's first byte */
-		size_t whole = (size_t)(a->boundary - start);
+		uint64_t start = a->down.total - have;    /* stream offset of to_client's first byte */
+		size_t whole = (size_t)(a->down.boundary - start);
 
 		/* Drop a trailing partial packet so the DISCONNECT starts on a
 		 * packet boundary; the broker redelivers QoS 1/2 on reconnect. */
@@ -407,10 +375,10 @@ void session_auth_expired(struct session *s)
 				s->to_client = keep;
 			} else if (keep) {
 				evbuffer_free(keep);
-				a->lost_track = 1;
+				a->down.lost = 1;
 			}
 		}
-		if (!a->lost_track)
+		if (!a->down.lost)
 			n = mqtt_disconnect_build_v5(0xA0, pkt, sizeof(pkt));
 	}
 	if (n > 0) {
