@@ -285,7 +285,16 @@ static const struct option_def *arg_option(int argc, char **argv, int *i, const 
 	if (eq) {
 		*value = eq + 1;
 	} else if (o->type == OPT_FLAG) {
+		/* "--flag" alone means on; "--flag on|off" is accepted too. */
+		static const char *const words[] = { "on", "off", "true", "false", "yes", "no" };
+
 		*value = "on";
+		for (size_t k = 0; *i + 1 < argc && k < sizeof(words) / sizeof(words[0]); k++) {
+			if (strcmp(argv[*i + 1], words[k]) == 0) {
+				*value = argv[++*i];
+				break;
+			}
+		}
 	} else if (*i + 1 < argc) {
 		*value = argv[++*i];
 	} else {

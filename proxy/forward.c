@@ -86,7 +86,7 @@ void forward_client_in(struct session *s)
 		s->bytes_in += n;
 		if (n >= budget) {
 			/* Come back on the next loop turn even if the socket is quiet. */
-			event_active(&s->ev_crd, EV_READ, 0);
+			session_kick_read(s);
 			break;
 		}
 		budget -= n;
@@ -222,5 +222,5 @@ void forward_up_out(struct session *s)
 	 * would not wake the socket event, so ask for a turn explicitly. */
 	if (was_full && buf_len(s->to_up) < s->w->proxy->max_buffer && s->state == S_FORWARDING &&
 	    SSL_has_pending(s->ssl))
-		event_active(&s->ev_crd, EV_READ, 0);
+		session_kick_read(s);
 }

@@ -62,8 +62,7 @@ void session_close_upstream(struct session *s)
 {
 	/* The events leave the loop before the fd number can be reused. */
 	if (s->flags & F_UP_EVENTS) {
-		event_del(&s->ev_urd);
-		event_del(&s->ev_uwr);
+		event_del(&s->ev_up);
 		s->armed &= (uint8_t)~(ARM_UP_READ | ARM_UP_WRITE);
 		s->flags &= ~F_UP_EVENTS;
 	}
@@ -81,6 +80,28 @@ size_t session_client_in_limit(const struct session *s)
 	return s->w->proxy->max_connect_size;
 }
 
+static void on_client_event(evutil_socket_t fd, short what, void *arg);
+static void on_up_event(evutil_socket_t fd, short what, void *arg);
+
+/* Points |ev| at the wanted READ/WRITE set; an empty set leaves it out of
+ * the loop. Re-assigning is legal only while the event is not pending. */
+static void assign_events(struct session *s, struct event *ev, int fd, int rd, int wr,
+                          event_callback_fn cb)
+{
+	short what = (short)((rd ? EV_READ : 0) | (wr ? EV_WRITE : 0));
+
+	event_del(ev);
+	event_assign(ev, s->w->base, fd, what | EV_PERSIST, cb, s);
+	if (what)
+		event_add(ev, NULL);
+}
+
+void session_kick_read(struct session *s)
+{
+	s->flags |= F_KICK_READ;
+	event_active(&s->ev_client, EV_READ, 0);
+}
+
 void session_rearm(struct session *s)
 {
 	size_t max = s->w->proxy->max_buffer;
@@ -88,14 +109,6 @@ void session_rearm(struct session *s)
 	size_t up = buf_len(s->to_up), down = buf_len(s->to_client);
 	int client_ok = !(s->flags & F_CLIENT_DEAD);
 	uint8_t want = 0;
-	struct {
-		uint8_t bit;
-		struct event *ev;
-	} map[] = {
-		{ ARM_CLIENT_READ, &s->ev_crd }, { ARM_CLIENT_WRITE, &s->ev_cwr },
-		{ ARM_UP_READ, &s->ev_urd }, { ARM_UP_WRITE, &s->ev_uwr },
-	};
-
 	switch (s->state) {
 	case S_HANDSHAKE:
 		want = (s->flags & F_HS_WANTS_WRITE) ? ARM_CLIENT_WRITE : ARM_CLIENT_READ;
@@ -128,15 +141,15 @@ void session_rearm(struct session *s)
 	default:
 		break;
 	}
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		uint8_t bit = map[i].bit;
-
-		if ((want & bit) && !(s->armed & bit))
-			event_add(map[i].ev, NULL);
-		else if (!(want & bit) && (s->armed & bit))
-			event_del(map[i].ev);
-	}
+	if ((want & ARM_CLIENT) != (s->armed & ARM_CLIENT))
+		assign_events(s, &s->ev_client, s->cfd, want & ARM_CLIENT_READ, want & ARM_CLIENT_WRITE,
+		              on_client_event);
+	if ((want & ARM_UP) != (s->armed & ARM_UP))
+		assign_events(s, &s->ev_up, s->ufd, want & ARM_UP_READ, want & ARM_UP_WRITE, on_up_event);
 	s->armed = want;
+	/* A requested read turn must survive the re-assignment above. */
+	if ((s->flags & F_KICK_READ) && (want & ARM_CLIENT))
+		event_active(&s->ev_client, EV_READ, 0);
 }
 
 static void log_close(struct session *s)
@@ -166,8 +179,7 @@ static void session_finish(struct session *s)
 		tls_close_notify(s->ssl);
 	leave_handshake_count(s);
 	log_close(s);
-	event_del(&s->ev_crd);
-	event_del(&s->ev_cwr);
+	event_del(&s->ev_client);
 	event_del(&s->ev_timer);
 	session_close_upstream(s);
 	s->armed = 0;
@@ -272,6 +284,7 @@ static void on_client_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = session_get(arg);
 
+	s->flags &= ~F_KICK_READ;
 	if (s->state == S_HANDSHAKE) {
 		do_handshake(s);
 	} else {
@@ -379,8 +392,7 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 		goto err;
 	SSL_set_accept_state(s->ssl);
 	s->peer.want_identity = w->proxy->identity_kind;
-	event_assign(&s->ev_crd, w->base, fd, EV_READ | EV_PERSIST, on_client_event, s);
-	event_assign(&s->ev_cwr, w->base, fd, EV_WRITE | EV_PERSIST, on_client_event, s);
+	event_assign(&s->ev_client, w->base, fd, EV_PERSIST, on_client_event, s);
 	evtimer_assign(&s->ev_timer, w->base, on_timer, s);
 	s->flags |= F_IN_HANDSHAKE_COUNT;
 	set_timer(s, &w->proxy->handshake_timeout);
@@ -397,8 +409,7 @@ err:
 
 void session_assign_upstream(struct session *s)
 {
-	event_assign(&s->ev_urd, s->w->base, s->ufd, EV_READ | EV_PERSIST, on_up_event, s);
-	event_assign(&s->ev_uwr, s->w->base, s->ufd, EV_WRITE | EV_PERSIST, on_up_event, s);
+	event_assign(&s->ev_up, s->w->base, s->ufd, EV_PERSIST, on_up_event, s);
 	s->flags |= F_UP_EVENTS;
 }
 

@@ -41,6 +41,8 @@ enum {
 	ARM_CLIENT_WRITE = 2,
 	ARM_UP_READ = 4,
 	ARM_UP_WRITE = 8,
+	ARM_CLIENT = ARM_CLIENT_READ | ARM_CLIENT_WRITE,
+	ARM_UP = ARM_UP_READ | ARM_UP_WRITE,
 };
 
 /* Flags. */
@@ -54,7 +56,8 @@ enum {
 	F_UP_DEAD = 1 << 6,
 	F_IN_HANDSHAKE_COUNT = 1 << 7,  /* counted in worker->n_handshakes */
 	F_TLS_DONE = 1 << 8,            /* handshake completed: close_notify makes sense */
-	F_UP_EVENTS = 1 << 9,           /* ev_urd/ev_uwr are assigned */
+	F_UP_EVENTS = 1 << 9,           /* ev_up is assigned */
+	F_KICK_READ = 1 << 10,          /* a client read turn was requested by event_active */
 };
 
 struct worker;
@@ -85,7 +88,9 @@ struct session {
 	SSL *ssl;                       /* owned */
 	struct worker *w;               /* borrowed */
 	struct session *next, *prev;    /* worker's list */
-	struct event ev_crd, ev_cwr, ev_urd, ev_uwr, ev_timer;
+	/* One event per socket, re-assigned when the wanted READ/WRITE set
+	 * changes (session_rearm): two events less per connection. */
+	struct event ev_client, ev_up, ev_timer;
 	struct evbuffer *to_up;         /* plaintext for the broker; owned, NULL when empty */
 	struct evbuffer *to_client;     /* plaintext to encrypt; owned, NULL when empty */
 	struct tls_peer peer;
@@ -116,6 +121,9 @@ void session_free(struct session *s);
 
 /* Internal to proxy/session*.c and proxy/forward.c */
 void session_rearm(struct session *s);
+/* Gives the client side a read turn on the next loop iteration even if the
+ * socket is quiet (data may wait inside the SSL). */
+void session_kick_read(struct session *s);
 size_t session_client_in_limit(const struct session *s);
 void session_connect_parsed(struct session *s);
 void session_refuse(struct session *s, int refusal, const char *reason);

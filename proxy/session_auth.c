@@ -318,14 +318,19 @@ int session_auth_timer(struct session *s)
 
 void session_auth_forwarding(struct session *s)
 {
-	int64_t left;
+	struct timespec now;
 	struct timeval tv;
+	int64_t left_ms;
 
 	if (s->auth == NULL || s->auth->expires == 0)
 		return;
-	left = s->auth->expires - (int64_t)time(NULL);
-	tv.tv_sec = left > 1 ? left : 1;
-	tv.tv_usec = 0;
+	/* To the millisecond: exp is a whole second of wall-clock time. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	left_ms = s->auth->expires * 1000 - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	if (left_ms < 1)
+		left_ms = 1;
+	tv.tv_sec = left_ms / 1000;
+	tv.tv_usec = (left_ms % 1000) * 1000;
 	s->auth->track_down = s->mqtt_version == MQTT_V5;
 	event_add(&s->ev_timer, &tv);
 }

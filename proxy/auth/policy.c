@@ -239,8 +239,10 @@ void auth_result_cleanup(struct auth_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* A JWS compact token: three non-empty base64url parts, the header being a
- * JSON object ("eyJ" is the encoding of `{"`). */
+/* A JWS compact token: three base64url parts, the header being a JSON
+ * object ("eyJ" is the encoding of `{"`). The signature part may be empty
+ * so that an unsecured `alg: none` token is judged (and refused) as a
+ * token, not mistaken for a password. */
 static int looks_like_jwt(const uint8_t *p, size_t len)
 {
 	int dots = 0;
@@ -251,14 +253,14 @@ static int looks_like_jwt(const uint8_t *p, size_t len)
 		uint8_t c = p[i];
 
 		if (c == '.') {
-			if (i == 0 || p[i - 1] == '.' || ++dots > 2)
+			if (p[i - 1] == '.' || ++dots > 2)
 				return 0;
 		} else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		             (c >= '0' && c <= '9') || c == '-' || c == '_')) {
 			return 0;
 		}
 	}
-	return dots == 2 && p[len - 1] != '.';
+	return dots == 2;
 }
 
 static int applies(const struct auth_material *m, enum auth_method meth, const struct auth_request *r)
