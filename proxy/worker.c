@@ -191,7 +191,17 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 	w->proxy = p;
 	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
 		w->lfd[i] = -1;
-	w->base = event_base_new();
+	{
+		/* The changelist folds the del+add of a re-armed event into one
+		 * epoll_ctl at dispatch time (session_rearm re-assigns events). */
+		struct event_config *ec = event_config_new();
+
+		if (ec) {
+			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+			w->base = event_base_new_with_config(ec);
+			event_config_free(ec);
+		}
+	}
 	if (w->base == NULL) {
 		snprintf(err, errlen, "cannot create an event loop");
 		return 0;
