@@ -17,6 +17,7 @@
 
 #include <openssl/err.h>
 
+#include "bench/client_msg.h"
 #include "bench/mqtt_codec.h"
 #include "bench/tls_client.h"
 
@@ -32,7 +33,7 @@ static struct bench_client *client_from_arg(void *arg)
 	return c;
 }
 
-static void arm(struct bench_client *c, int want_read, int want_write)
+void bench_client_arm(struct bench_client *c, int want_read, int want_write)
 {
 	if (want_read && !c->rd_on)
 		event_add(&c->rd, NULL);
@@ -46,7 +47,7 @@ static void arm(struct bench_client *c, int want_read, int want_write)
 	c->wr_on = want_write;
 }
 
-static void set_timer(struct bench_client *c, double seconds)
+void bench_client_set_timer(struct bench_client *c, double seconds)
 {
 	struct timeval tv;
 
@@ -59,13 +60,16 @@ static void set_timer(struct bench_client *c, double seconds)
  * list; after this no callback of |c| runs again. */
 static void close_now(struct bench_client *c)
 {
-	int was_pending = c->state < CLIENT_CONNECTED;
+	int was_pending = c->pending;
 
 	if (c->state == CLIENT_CLOSED)
 		return;
 	if (c->state == CLIENT_CONNECTED)
 		atomic_fetch_sub(&c->w->stats.active, 1);
 	c->state = CLIENT_CLOSED;
+	c->pending = 0;
+	if (c->msg != NULL)
+		bench_msg_stop(c);
 	event_del(&c->rd);
 	event_del(&c->wr);
 	event_del(&c->timer);
@@ -77,7 +81,7 @@ static void close_now(struct bench_client *c)
 	bench_worker_client_closed(c->w, c, was_pending);
 }
 
-static void fail(struct bench_client *c, enum bench_error kind)
+void bench_client_fail(struct bench_client *c, enum bench_error kind)
 {
 	if (c->state == CLIENT_CLOSED)
 		return;
@@ -85,8 +89,7 @@ static void fail(struct bench_client *c, enum bench_error kind)
 	close_now(c);
 }
 
-/* Writes what is queued. Returns 0 if the client closed. */
-static int flush(struct bench_client *c)
+int bench_client_flush(struct bench_client *c)
 {
 	enum bench_error err = BERR_TCP_OTHER;
 	size_t done;
@@ -95,34 +98,34 @@ static int flush(struct bench_client *c)
 	while (c->out_off < c->out_len) {
 		switch (bench_client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err)) {
 		case IO_OK:
-			c->out_off += (uint16_t)done;
+			c->out_off += (uint32_t)done;
 			break;
 		case IO_WANT_WRITE:
-			arm(c, 1, 1);
+			bench_client_arm(c, 1, 1);
 			return 1;
 		case IO_WANT_READ:
 			c->write_wants_read = 1;
-			arm(c, 1, 0);
+			bench_client_arm(c, 1, 0);
 			return 1;
 		case IO_CLOSED:
-			fail(c, BERR_CLOSED);
+			bench_client_fail(c, BERR_CLOSED);
 			return 0;
 		case IO_FAILED:
-			fail(c, err);
+			bench_client_fail(c, err);
 			return 0;
 		}
 	}
 	c->out_off = c->out_len = 0;
-	arm(c, 1, c->read_wants_write);
+	bench_client_arm(c, 1, c->read_wants_write || c->pump_more);
 	return 1;
 }
 
-static struct outbuf out_tail(struct bench_client *c)
+struct outbuf bench_client_out_tail(struct bench_client *c)
 {
 	struct outbuf o;
 
 	/* Queued bytes stay in place; new packets go after them. */
-	outbuf_init(&o, &c->out[c->out_len], sizeof(c->out) - c->out_len);
+	outbuf_init(&o, &c->out[c->out_len], c->out_cap - c->out_len);
 	return o;
 }
 
@@ -131,7 +134,7 @@ static int send_connect(struct bench_client *c)
 	const struct bench_options *opt = c->w->opt;
 	char id[128];
 	struct mqttc_connect m = { 0 };
-	struct outbuf o = out_tail(c);
+	struct outbuf o = bench_client_out_tail(c);
 	int n;
 
 	n = snprintf(id, sizeof(id), "%s%u", opt->client_id, (unsigned)c->index);
@@ -150,14 +153,14 @@ static int send_connect(struct bench_client *c)
 		m.password = (struct slice){ (const uint8_t *)opt->password, strlen(opt->password) };
 	}
 	if (!mqttc_encode_connect(&o, &m)) {
-		fail(c, BERR_PROTOCOL);         /* checked at startup; cannot happen */
+		bench_client_fail(c, BERR_PROTOCOL);         /* checked at startup; cannot happen */
 		return 0;
 	}
-	c->out_len += (uint16_t)o.len;
+	c->out_len += (uint32_t)o.len;
 	c->state = CLIENT_AWAIT_CONNACK;
 	c->t_stage = bench_now_ns();
-	set_timer(c, opt->timeout);
-	return flush(c);
+	bench_client_set_timer(c, opt->timeout);
+	return bench_client_flush(c);
 }
 
 static void tls_step(struct bench_client *c)
@@ -168,16 +171,18 @@ static void tls_step(struct bench_client *c)
 	rc = SSL_do_handshake(c->ssl);
 	if (rc == 1) {
 		histogram_record(c->w->stats.tls_handshake, bench_now_ns() - c->t_stage);
+		if (SSL_session_reused(c->ssl))
+			c->w->stats.resumed++;
 		send_connect(c);
 		return;
 	}
 	ssl_err = SSL_get_error(c->ssl, rc);
 	if (ssl_err == SSL_ERROR_WANT_READ)
-		arm(c, 1, 0);
+		bench_client_arm(c, 1, 0);
 	else if (ssl_err == SSL_ERROR_WANT_WRITE)
-		arm(c, 0, 1);
+		bench_client_arm(c, 0, 1);
 	else
-		fail(c, bench_client_tls_error(c, ssl_err));
+		bench_client_fail(c, bench_client_tls_error(c, ssl_err));
 }
 
 static void tcp_connected(struct bench_client *c)
@@ -192,25 +197,37 @@ static void tcp_connected(struct bench_client *c)
 	}
 	c->ssl = bench_tls_new(c->w->ssl_ctx, c->fd, c->w->opt->sni);
 	if (c->ssl == NULL) {
-		fail(c, BERR_TLS_OTHER);
+		bench_client_fail(c, BERR_TLS_OTHER);
 		return;
 	}
+	/* The ticket callback finds the worker through the client. */
+	SSL_set_app_data(c->ssl, c);
+	if (c->w->session != NULL)
+		SSL_set_session(c->ssl, c->w->session);
 	c->state = CLIENT_TLS_HANDSHAKE;
-	set_timer(c, c->w->opt->timeout);
+	bench_client_set_timer(c, c->w->opt->timeout);
 	tls_step(c);
 }
 
 static int send_ping(struct bench_client *c)
 {
-	struct outbuf o = out_tail(c);
+	struct outbuf o = bench_client_out_tail(c);
 
 	if (!mqttc_encode_pingreq(&o))
 		return 1;               /* a write is still queued; try next period */
-	c->out_len += (uint16_t)o.len;
+	c->out_len += (uint32_t)o.len;
 	c->ping_outstanding = 1;
 	c->t_ping = bench_now_ns();
-	set_timer(c, c->w->opt->timeout);
-	return flush(c);
+	bench_client_set_timer(c, c->w->opt->timeout);
+	return bench_client_flush(c);
+}
+
+void bench_client_ready(struct bench_client *c)
+{
+	if (!c->pending)
+		return;
+	c->pending = 0;
+	bench_worker_client_connected(c->w);
 }
 
 /* Returns 0 if the client closed. */
@@ -223,7 +240,7 @@ static int on_connack(struct bench_client *c, const struct mqttc_packet *p)
 	histogram_record(c->w->stats.total, now - c->t_start);
 	if (p->reason != 0) {
 		c->w->stats.refused_by_code[p->reason]++;
-		fail(c, BERR_REFUSED);
+		bench_client_fail(c, BERR_REFUSED);
 		return 0;
 	}
 	c->state = CLIENT_CONNECTED;
@@ -232,7 +249,15 @@ static int on_connack(struct bench_client *c, const struct mqttc_packet *p)
 	atomic_fetch_add(&c->w->stats.active, 1);
 	if (now > c->w->t_last_connack_ns)
 		c->w->t_last_connack_ns = now;
-	bench_worker_client_connected(c->w);
+	if (c->msg != NULL) {
+		if (!bench_msg_connected(c))
+			return 0;
+		if (c->msg->sub_pending)
+			return 1;       /* ready once the SUBACK is in */
+		if (opt->keepalive > 0)
+			bench_client_set_timer(c, (double)opt->keepalive);
+	}
+	bench_client_ready(c);
 	if (c->state != CLIENT_CONNECTED)
 		return 0;               /* the run ended with this CONNACK */
 	if (opt->churn) {
@@ -240,18 +265,17 @@ static int on_connack(struct bench_client *c, const struct mqttc_packet *p)
 		return 0;
 	}
 	if (opt->scenario == SCENARIO_IDLE)
-		set_timer(c, (double)opt->keepalive);
-	else if (opt->hold > 0)
-		set_timer(c, opt->hold);
+		bench_client_set_timer(c, (double)opt->keepalive);
+	else if (opt->hold > 0 && c->msg == NULL)
+		bench_client_set_timer(c, opt->hold);
 	return 1;
 }
 
-/* Handles one complete packet. Returns 0 if the client closed. */
-static int on_packet(struct bench_client *c, const struct mqttc_packet *p)
+int bench_client_on_packet(struct bench_client *c, const struct mqttc_packet *p)
 {
 	if (c->state == CLIENT_AWAIT_CONNACK) {
 		if (p->type != MQTT_CONNACK) {
-			fail(c, BERR_PROTOCOL);     /* [MQTT-3.2.0-1] CONNACK comes first */
+			bench_client_fail(c, BERR_PROTOCOL);     /* [MQTT-3.2.0-1] CONNACK comes first */
 			return 0;
 		}
 		return on_connack(c, p);
@@ -262,60 +286,18 @@ static int on_packet(struct bench_client *c, const struct mqttc_packet *p)
 			histogram_record(c->w->stats.ping, bench_now_ns() - c->t_ping);
 			c->w->stats.pings++;
 			c->ping_outstanding = 0;
-			set_timer(c, (double)c->w->opt->keepalive);
+			bench_client_set_timer(c, (double)c->w->opt->keepalive);
 		}
 		return 1;
 	case MQTT_DISCONNECT:
-		fail(c, BERR_CLOSED);
+		bench_client_fail(c, BERR_CLOSED);
 		return 0;
 	case MQTT_CONNACK:
-		fail(c, BERR_PROTOCOL);
+		bench_client_fail(c, BERR_PROTOCOL);
 		return 0;
 	default:
-		return 1;               /* nothing subscribed: ignore the rest */
-	}
-}
-
-static void on_readable(struct bench_client *c)
-{
-	enum bench_error err = BERR_TCP_OTHER;
-	struct mqttc_packet p;
-	const char *why;
-	size_t got;
-
-	c->read_wants_write = 0;
-	while (c->state == CLIENT_AWAIT_CONNACK || c->state == CLIENT_CONNECTED) {
-		switch (bench_client_io_read(c, &c->in[c->in_len], sizeof(c->in) - c->in_len, &got, &err)) {
-		case IO_OK:
-			break;
-		case IO_WANT_READ:
-			return;
-		case IO_WANT_WRITE:
-			c->read_wants_write = 1;
-			arm(c, 1, 1);
-			return;
-		case IO_CLOSED:
-			fail(c, BERR_CLOSED);
-			return;
-		case IO_FAILED:
-			fail(c, err);
-			return;
-		}
-		c->in_len += (uint16_t)got;
-		for (;;) {
-			enum mqttc_decode_result r = mqttc_decode(c->w->opt->mqtt_version, c->in,
-			                                          c->in_len, sizeof(c->in), &p, &why);
-			if (r == MQTTC_DECODE_NEED_MORE)
-				break;
-			if (r == MQTTC_DECODE_MALFORMED) {
-				fail(c, BERR_PROTOCOL);
-				return;
-			}
-			if (!on_packet(c, &p))
-				return;
-			memmove(c->in, &c->in[p.len], c->in_len - p.len);
-			c->in_len -= (uint16_t)p.len;
-		}
+		/* Without a message scenario nothing is subscribed: ignore the rest. */
+		return c->msg == NULL || bench_msg_packet(c, p);
 	}
 }
 
@@ -330,10 +312,10 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 			err = errno;
 		if (err != 0) {
-			fail(c, bench_client_errno_kind(err));
+			bench_client_fail(c, bench_client_errno_kind(err));
 			return;
 		}
-		arm(c, 0, 0);
+		bench_client_arm(c, 0, 0);
 		tcp_connected(c);
 		return;
 	case CLIENT_TLS_HANDSHAKE:
@@ -341,12 +323,14 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 		return;
 	case CLIENT_AWAIT_CONNACK:
 	case CLIENT_CONNECTED:
-		if ((what & EV_WRITE) && !c->read_wants_write && !flush(c))
+		if ((what & EV_WRITE) && !c->read_wants_write) {
+			if (!(c->pump_more ? bench_msg_pump(c) : bench_client_flush(c)))
+				return;
+		}
+		if ((what & EV_READ) && c->write_wants_read && !bench_client_flush(c))
 			return;
-		if ((what & EV_READ) && c->write_wants_read && !flush(c))
-			return;
-		if ((what & EV_READ) || c->read_wants_write)
-			on_readable(c);
+		if ((what & EV_READ) || c->read_wants_write || c->read_paused)
+			bench_client_on_readable(c);
 		return;
 	case CLIENT_CLOSED:
 		return;
@@ -356,15 +340,34 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct bench_client *c = client_from_arg(arg);
+	const struct bench_options *o = c->w->opt;
 
-	if (c->state != CLIENT_CONNECTED || c->ping_outstanding) {
-		fail(c, BERR_TIMEOUT);
+	if (c->state != CLIENT_CONNECTED || c->ping_outstanding ||
+	    (c->msg != NULL && c->msg->sub_pending)) {
+		bench_client_fail(c, BERR_TIMEOUT);
 		return;
 	}
-	if (c->w->opt->scenario == SCENARIO_IDLE)
+	if (o->scenario == SCENARIO_IDLE || (c->msg != NULL && o->keepalive > 0))
 		send_ping(c);
 	else
 		bench_client_disconnect(c);   /* --hold elapsed */
+}
+
+/* --source-ips: binds the socket to the client's share of the range. The
+ * port is chosen at connect() time, so each address has its full range. */
+static int bind_source(struct bench_client *c)
+{
+	const struct bench_options *o = c->w->opt;
+	struct sockaddr_in sin;
+	int one = 1;
+
+	if (o->src_count == 0)
+		return 1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(o->src_first + c->index % o->src_count);
+	setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	return bind(c->fd, (const struct sockaddr *)&sin, sizeof(sin)) == 0;
 }
 
 int bench_client_start(struct bench_worker *w, uint32_t index)
@@ -378,6 +381,11 @@ int bench_client_start(struct bench_worker *w, uint32_t index)
 	c->w = w;
 	c->index = index;
 	c->state = CLIENT_TCP_CONNECTING;
+	c->pending = 1;
+	c->out = c->out_small;
+	c->out_cap = sizeof(c->out_small);
+	c->in = c->in_small;
+	c->in_cap = sizeof(c->in_small);
 	c->next = w->live;
 	if (w->live != NULL)
 		w->live->prev = c;
@@ -389,21 +397,29 @@ int bench_client_start(struct bench_worker *w, uint32_t index)
 	event_assign(&c->wr, w->base, c->fd, EV_WRITE | EV_PERSIST, on_io, c);
 	event_assign(&c->timer, w->base, -1, 0, on_timer, c);
 	if (c->fd < 0) {
-		fail(c, bench_client_errno_kind(errno));
+		bench_client_fail(c, bench_client_errno_kind(errno));
+		return 1;
+	}
+	if (bench_scenario_messages(w->opt->scenario) && !bench_msg_attach(c)) {
+		bench_client_fail(c, BERR_TCP_OTHER);
+		return 1;
+	}
+	if (!bind_source(c)) {
+		bench_client_fail(c, bench_client_errno_kind(errno));
 		return 1;
 	}
 	/* Small packets must not wait for Nagle: latency is what we measure. */
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	set_timer(c, w->opt->timeout);
+	bench_client_set_timer(c, w->opt->timeout);
 	if (connect(c->fd, (const struct sockaddr *)&w->addr, w->addr_len) == 0) {
 		tcp_connected(c);
 		return 1;
 	}
 	if (errno != EINPROGRESS) {
-		fail(c, bench_client_errno_kind(errno));
+		bench_client_fail(c, bench_client_errno_kind(errno));
 		return 1;
 	}
-	arm(c, 0, 1);
+	bench_client_arm(c, 0, 1);
 	return 1;
 }
 
@@ -417,9 +433,9 @@ void bench_client_disconnect(struct bench_client *c)
 		return;
 	if (c->state == CLIENT_CONNECTED) {
 		/* Best effort, one write: a clean DISCONNECT then close_notify. */
-		o = out_tail(c);
+		o = bench_client_out_tail(c);
 		if (mqttc_encode_disconnect(&o, c->w->opt->mqtt_version, 0))
-			c->out_len += (uint16_t)o.len;
+			c->out_len += (uint32_t)o.len;
 		if (bench_client_io_write(c, &c->out[c->out_off], c->out_len - c->out_off, &done, &err) == IO_OK &&
 		    c->ssl != NULL)
 			SSL_shutdown(c->ssl);
@@ -432,6 +448,7 @@ void bench_client_free(struct bench_client *c)
 {
 	if (c == NULL)
 		return;
+	bench_msg_detach(c);
 	c->magic = 0;
 	free(c);
 }

@@ -13,6 +13,8 @@
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
+#include "bench/mqtt_codec.h"
+#include "mqtt/cursor.h"
 #include "bench/worker.h"
 
 #define CLIENT_MAGIC 0x62636c69u      /* "bcli" */
@@ -27,6 +29,8 @@ enum client_state {
 	CLIENT_CLOSED,
 };
 
+struct bench_msg;
+
 struct bench_client {
 	uint32_t magic;
 	enum client_state state;
@@ -39,13 +43,18 @@ struct bench_client {
 	int rd_on, wr_on;                 /* whether rd / wr are added */
 	int read_wants_write;             /* SSL_read asked for writability */
 	int write_wants_read;             /* SSL_write asked for readability */
+	int read_paused;                  /* reading waits for room for acknowledgements */
+	int pump_more;                    /* a publisher has more to send once writable */
+	int pending;                      /* the worker counts this client as in flight */
 	int ping_outstanding;
+	struct bench_msg *msg;            /* owned; pub/sub scenarios only */
 
 	uint64_t t_start, t_stage, t_ping;
-	uint16_t out_len, out_off;
-	uint16_t in_len;
-	uint8_t out[CLIENT_OUT_MAX];
-	uint8_t in[CLIENT_IN_MAX];
+	uint8_t *out, *in;                /* out_small / in_small, or buffers owned by msg */
+	uint32_t out_cap, out_len, out_off;
+	uint32_t in_cap, in_len;
+	uint8_t out_small[CLIENT_OUT_MAX];
+	uint8_t in_small[CLIENT_IN_MAX];
 };
 
 /*
@@ -61,7 +70,35 @@ void bench_client_disconnect(struct bench_client *c);
 /* Frees a closed client. bench_client_free(NULL) is a no-op. */
 void bench_client_free(struct bench_client *c);
 
+/* ---- shared with client_msg.c ---- */
+
+/* Counts an error of kind |kind| and closes the client. */
+void bench_client_fail(struct bench_client *c, enum bench_error kind);
+
+/* Writes what is queued. Returns 0 if the client closed. */
+int bench_client_flush(struct bench_client *c);
+
+/* An outbuf over the free tail of the output buffer. */
+struct outbuf bench_client_out_tail(struct bench_client *c);
+
+/* (Re)starts the client's single timer. */
+void bench_client_set_timer(struct bench_client *c, double seconds);
+
+/* Tells the worker the client is ready (CONNACK, and SUBACK for a
+ * subscriber); the worker no longer counts it as in flight. */
+void bench_client_ready(struct bench_client *c);
+
+/* Arms or disarms the readable and writable events. */
+void bench_client_arm(struct bench_client *c, int want_read, int want_write);
+
+/* Handles one complete packet. Returns 0 if the client closed. */
+int bench_client_on_packet(struct bench_client *c, const struct mqttc_packet *p);
+
 /* ---- I/O (client_io.c) ---- */
+
+/* Reads, decodes and handles everything the socket has; writes what that
+ * queued (acknowledgements, a publisher's next messages). */
+void bench_client_on_readable(struct bench_client *c);
 
 enum io_result { IO_OK, IO_WANT_READ, IO_WANT_WRITE, IO_CLOSED, IO_FAILED };
 

@@ -3,6 +3,7 @@
  *
  *   mqtls-bench conn --count 1000 --rate 200 --cafile ca.pem
  *   mqtls-bench idle --count 5000 --duration 60 --keepalive 30 --no-tls
+ *   mqtls-bench pubsub --count 10 --qos 1 --messages 10000 --payload 256
  *
  * One event loop per thread, each with its share of the connections and of
  * the rate; their measurements are merged for the report at the end.
@@ -85,6 +86,16 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* SIGINT ends the run cleanly: the main loop tells every worker to stop,
+ * and the summary is printed as usual. A second SIGINT kills. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	interrupted = 1;
+	signal(sig, SIG_DFL);
+}
+
 static double seconds_since(uint64_t t0)
 {
 	return (double)(bench_now_ns() - t0) / 1e9;
@@ -127,8 +138,9 @@ int main(int argc, char **argv)
 	struct bench_run run;
 	struct rusage ru;
 	SSL_CTX *ctx = NULL;
-	uint64_t t0, last_connack = 0;
+	uint64_t t0, last_connack = 0, msg_start = 0, msg_end = 0;
 	uint32_t first = 0;
+	long units, per_unit;
 	int tty, ticks = 0, rc = 1;
 	long i;
 
@@ -149,13 +161,17 @@ int main(int argc, char **argv)
 	raise_fd_limit();
 	if (o.tls && (ctx = bench_tls_ctx_new(&o)) == NULL)
 		return 2;
-	if (o.threads > o.count)
-		o.threads = o.count;
+	/* pubsub counts pairs, and a pair stays on one thread so that the
+	 * subscriber can be ready before its publisher starts. */
+	per_unit = o.scenario == SCENARIO_PUBSUB ? 2 : 1;
+	units = o.count;
+	if (o.threads > units)
+		o.threads = units;
 	w = calloc((size_t)o.threads, sizeof(*w));
 	if (w == NULL || !bench_stats_init(&total))
 		goto err;
 	for (i = 0; i < o.threads; i++) {
-		uint32_t share = (uint32_t)(o.count / o.threads + (i < o.count % o.threads));
+		uint32_t share = (uint32_t)((units / o.threads + (i < units % o.threads)) * per_unit);
 		uint32_t conc = (uint32_t)(o.concurrency / o.threads + (i < o.concurrency % o.threads));
 
 		if (!bench_worker_init(&w[i], (int)i, &o, ctx, &addr, addr_len, first, share,
@@ -164,6 +180,7 @@ int main(int argc, char **argv)
 		first += share;
 	}
 	tty = isatty(STDERR_FILENO) && !o.quiet;
+	signal(SIGINT, on_sigint);
 	t0 = bench_now_ns();
 	for (i = 0; i < o.threads; i++)
 		if (!bench_worker_start(&w[i]))
@@ -172,6 +189,11 @@ int main(int argc, char **argv)
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 
 		nanosleep(&ts, NULL);
+		if (interrupted == 1) {
+			interrupted = 2;
+			for (i = 0; i < o.threads; i++)
+				bench_worker_stop(&w[i]);
+		}
 		if (++ticks % 10 == 0 && !o.quiet)
 			progress(w, o.threads, t0, tty);
 	}
@@ -183,12 +205,18 @@ int main(int argc, char **argv)
 			goto err;
 		if (w[i].t_last_connack_ns > last_connack)
 			last_connack = w[i].t_last_connack_ns;
+		if (w[i].t_msg_start_ns != 0 && (msg_start == 0 || w[i].t_msg_start_ns < msg_start))
+			msg_start = w[i].t_msg_start_ns;
+		if (w[i].t_msg_end_ns > msg_end)
+			msg_end = w[i].t_msg_end_ns;
 	}
 	getrusage(RUSAGE_SELF, &ru);
 	run.opt = &o;
 	run.stats = &total;
 	run.elapsed_s = seconds_since(t0);
 	run.connect_s = last_connack > t0 ? (double)(last_connack - t0) / 1e9 : 0.0;
+	run.publish_s = msg_end > msg_start ? (double)(msg_end - msg_start) / 1e9 : 0.0;
+	run.interrupted = interrupted != 0;
 	run.cpu_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
 	run.cpu_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	bench_report_print(stdout, &run);

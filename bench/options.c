@@ -4,6 +4,7 @@
  */
 #include "bench/options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -48,19 +49,44 @@ static const struct opt_def table[] = {
 	{ "duration", 'd', OPT_DOUBLE, OFF(duration), 0, 86400, "10", "idle: seconds to hold the clients once all are connected" },
 	{ "keepalive", 'k', OPT_LONG, OFF(keepalive), 0, 65535, "60", "keepalive in CONNECT, seconds; idle sends PINGREQ at this period" },
 	{ "timeout", 0, OPT_DOUBLE, OFF(timeout), 0.001, 3600, "10", "seconds allowed per stage (TCP, TLS, CONNACK, PINGRESP)" },
+	{ "topic", 0, OPT_STR, OFF(topic), 0, 0, "bench/%i", "pub/sub: topic; %i becomes the client index (pubsub: the pair index)" },
+	{ "qos", 0, OPT_LONG, OFF(qos), 0, 2, "0", "pub/sub: QoS of PUBLISH and SUBSCRIBE" },
+	{ "payload", 's', OPT_LONG, OFF(payload), 0, BENCH_PAYLOAD_MAX, "64", "pub: payload bytes (pubsub: at least 16)" },
+	{ "messages", 'm', OPT_LONG, OFF(messages), 0, 100000000, "1000", "pub: messages per publisher; 0: publish until --duration ends" },
+	{ "msg-rate", 0, OPT_DOUBLE, OFF(msg_rate), 0, 1e7, "0", "pub: messages per second per publisher; 0: unlimited" },
+	{ "inflight", 0, OPT_LONG, OFF(inflight), 1, 1024, "32", "pub: unacknowledged QoS 1/2 messages per publisher" },
+	{ "tls-resume", 0, OPT_FLAG, OFF(tls_resume), 0, 0, NULL, "resume TLS sessions (tickets) after each thread's first handshake" },
+	{ "source-ips", 0, OPT_STR, OFF(source_ips), 0, 0, NULL, "A-B: bind clients round-robin to IPv4 addresses A..B" },
 	{ "json", 0, OPT_STR, OFF(json), 0, 0, NULL, "also write every figure as JSON to this file" },
 	{ "quiet", 'q', OPT_FLAG, OFF(quiet), 0, 0, NULL, "no live progress line" },
 };
 
 #define TABLE_LEN (sizeof(table) / sizeof(table[0]))
 
+const char *bench_scenario_name(enum bench_scenario s)
+{
+	static const char *const names[] = { "conn", "idle", "pub", "sub", "pubsub" };
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+int bench_scenario_messages(enum bench_scenario s)
+{
+	return s == SCENARIO_PUB || s == SCENARIO_SUB || s == SCENARIO_PUBSUB;
+}
+
 static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: mqtls-bench conn|idle [options]\n"
-	           "  conn  connect storm: TCP, TLS, CONNECT/CONNACK latencies\n"
-	           "  idle  hold --count clients with keepalive pings for --duration\n\n");
+	fprintf(f, "usage: mqtls-bench conn|idle|pub|sub|pubsub [options]\n"
+	           "  conn    connect storm: TCP, TLS, CONNECT/CONNACK latencies\n"
+	           "  idle    hold --count clients with keepalive pings for --duration\n"
+	           "  pub     --count publishers send --messages each to --topic\n"
+	           "  sub     --count subscribers count what arrives on --topic for --duration\n"
+	           "  pubsub  --count pairs of subscriber and publisher on topic %%i = pair;\n"
+	           "          end-to-end latency, loss, duplicates and reordering\n"
+	           "SIGINT ends the run early and still prints the summary.\n\n");
 	for (i = 0; i < TABLE_LEN; i++) {
 		const struct opt_def *d = &table[i];
 		char names[48];
@@ -121,6 +147,30 @@ static const struct opt_def *find(const char *arg)
 	return NULL;
 }
 
+/* Reads "A-B" (or a single "A") of IPv4 addresses into src_first/src_count. */
+static int parse_source_ips(struct bench_options *o)
+{
+	char lo[INET_ADDRSTRLEN], hi[INET_ADDRSTRLEN];
+	const char *dash = strchr(o->source_ips, '-');
+	struct in_addr a, b;
+	size_t n = dash ? (size_t)(dash - o->source_ips) : strlen(o->source_ips);
+
+	if (n >= sizeof(lo) || (dash && strlen(dash + 1) >= sizeof(hi)))
+		goto err;
+	memcpy(lo, o->source_ips, n);
+	lo[n] = '\0';
+	snprintf(hi, sizeof(hi), "%s", dash ? dash + 1 : lo);
+	if (inet_pton(AF_INET, lo, &a) != 1 || inet_pton(AF_INET, hi, &b) != 1 ||
+	    ntohl(b.s_addr) < ntohl(a.s_addr))
+		goto err;
+	o->src_first = ntohl(a.s_addr);
+	o->src_count = ntohl(b.s_addr) - ntohl(a.s_addr) + 1;
+	return 1;
+err:
+	fprintf(stderr, "mqtls-bench: --source-ips must be A-B with IPv4 addresses, A <= B\n");
+	return 0;
+}
+
 /* Cross-option rules and derived fields, once every option is read. */
 static int finish(struct bench_options *o)
 {
@@ -160,7 +210,19 @@ static int finish(struct bench_options *o)
 		fprintf(stderr, "mqtls-bench: idle needs a keepalive above 0\n");
 		return 0;
 	}
-	return 1;
+	if (o->scenario == SCENARIO_PUBSUB && o->payload < BENCH_STAMP_LEN) {
+		fprintf(stderr, "mqtls-bench: pubsub needs --payload of at least %d\n", BENCH_STAMP_LEN);
+		return 0;
+	}
+	if (o->scenario == SCENARIO_PUBSUB && strstr(o->topic, "%i") == NULL) {
+		fprintf(stderr, "mqtls-bench: pubsub needs %%i in --topic (one topic per pair)\n");
+		return 0;
+	}
+	if (strlen(o->topic) == 0 || strlen(o->topic) > 200) {
+		fprintf(stderr, "mqtls-bench: --topic must have 1 to 200 characters\n");
+		return 0;
+	}
+	return o->source_ips == NULL || parse_source_ips(o);
 }
 
 enum options_result bench_options_parse(struct bench_options *o, int argc, char **argv)
@@ -185,8 +247,14 @@ enum options_result bench_options_parse(struct bench_options *o, int argc, char 
 		o->scenario = SCENARIO_CONN;
 	} else if (strcmp(argv[1], "idle") == 0) {
 		o->scenario = SCENARIO_IDLE;
+	} else if (strcmp(argv[1], "pub") == 0) {
+		o->scenario = SCENARIO_PUB;
+	} else if (strcmp(argv[1], "sub") == 0) {
+		o->scenario = SCENARIO_SUB;
+	} else if (strcmp(argv[1], "pubsub") == 0) {
+		o->scenario = SCENARIO_PUBSUB;
 	} else {
-		fprintf(stderr, "mqtls-bench: unknown scenario '%s' (conn, idle)\n", argv[1]);
+		fprintf(stderr, "mqtls-bench: unknown scenario '%s' (conn, idle, pub, sub, pubsub)\n", argv[1]);
 		return OPTIONS_ERROR;
 	}
 	for (a = 2; a < argc; a++) {

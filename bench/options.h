@@ -6,7 +6,12 @@
 
 #include <stdint.h>
 
-enum bench_scenario { SCENARIO_CONN, SCENARIO_IDLE };
+enum bench_scenario { SCENARIO_CONN, SCENARIO_IDLE, SCENARIO_PUB, SCENARIO_SUB, SCENARIO_PUBSUB };
+
+/* The largest --payload accepted: bounds every client's buffers. */
+#define BENCH_PAYLOAD_MAX (1024L * 1024)
+/* The smallest pubsub payload: timestamp, pair index and sequence number. */
+#define BENCH_STAMP_LEN 16
 
 /* Strings point into argv (or are static defaults); nothing is owned. */
 struct bench_options {
@@ -31,12 +36,27 @@ struct bench_options {
 	const char *tls_version;  /* "1.2", "1.3" or NULL for either */
 	double hold;              /* conn: seconds to stay connected after CONNACK */
 	int churn;                /* conn: disconnect right after CONNACK */
-	double duration;          /* idle: seconds to hold everyone once connected */
+	double duration;          /* idle/sub: seconds to hold everyone once connected; pub: upper bound */
 	long keepalive;           /* seconds, sent in CONNECT; idle pings at this period */
 	double timeout;           /* seconds allowed for each stage (TCP, TLS, CONNACK, PINGRESP) */
 	const char *json;         /* file to write the JSON report to */
+	const char *topic;        /* pub/sub: topic pattern, %i = client (pubsub: pair) index */
+	long qos;                 /* pub/sub: 0, 1 or 2 */
+	long payload;             /* pub: bytes per PUBLISH payload */
+	long messages;            /* pub: messages per publisher; 0: until --duration ends */
+	double msg_rate;          /* pub: messages per second per publisher; 0: unlimited */
+	long inflight;            /* pub: unacknowledged QoS 1/2 messages per publisher */
+	int tls_resume;           /* reuse a TLS session for later connections */
+	const char *source_ips;   /* "A-B": bind clients round-robin to these IPv4 addresses */
+	uint32_t src_first, src_count; /* derived from source_ips, host byte order */
 	int quiet;                /* no progress line */
 };
+
+/* "conn", "idle", "pub", "sub" or "pubsub". */
+const char *bench_scenario_name(enum bench_scenario s);
+
+/* Whether the scenario publishes or subscribes (pub, sub, pubsub). */
+int bench_scenario_messages(enum bench_scenario s);
 
 enum options_result { OPTIONS_OK, OPTIONS_EXIT_OK, OPTIONS_ERROR };
 

@@ -16,6 +16,8 @@ struct bench_run {
 	double elapsed_s;                 /* wall clock, whole run */
 	double connect_s;                 /* wall clock, start to the last CONNACK */
 	double cpu_user_s, cpu_sys_s;     /* the bench's own CPU time */
+	double publish_s;                 /* wall clock of the publishing phase (pub, pubsub) */
+	int interrupted;                  /* SIGINT ended the run early */
 };
 
 /* Prints the summary: counts, rates, errors by kind, latency percentiles. */

@@ -32,7 +32,11 @@ int bench_stats_init(struct bench_stats *s)
 	s->connack = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->total = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->ping = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
-	return s->tcp_connect && s->tls_handshake && s->connack && s->total && s->ping;
+	s->subscribe = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
+	s->pub_ack = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
+	s->e2e = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
+	return s->tcp_connect && s->tls_handshake && s->connack && s->total && s->ping &&
+	       s->subscribe && s->pub_ack && s->e2e;
 }
 
 void bench_stats_cleanup(struct bench_stats *s)
@@ -42,6 +46,9 @@ void bench_stats_cleanup(struct bench_stats *s)
 	histogram_free(s->connack);
 	histogram_free(s->total);
 	histogram_free(s->ping);
+	histogram_free(s->subscribe);
+	histogram_free(s->pub_ack);
+	histogram_free(s->e2e);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -53,13 +60,28 @@ int bench_stats_merge(struct bench_stats *dst, const struct bench_stats *src)
 	    !histogram_merge(dst->tls_handshake, src->tls_handshake) ||
 	    !histogram_merge(dst->connack, src->connack) ||
 	    !histogram_merge(dst->total, src->total) ||
-	    !histogram_merge(dst->ping, src->ping))
+	    !histogram_merge(dst->ping, src->ping) ||
+	    !histogram_merge(dst->subscribe, src->subscribe) ||
+	    !histogram_merge(dst->pub_ack, src->pub_ack) ||
+	    !histogram_merge(dst->e2e, src->e2e))
 		return 0;
 	for (i = 0; i < BERR_COUNT; i++)
 		dst->errors[i] += src->errors[i];
 	for (i = 0; i < 256; i++)
 		dst->refused_by_code[i] += src->refused_by_code[i];
 	dst->pings += src->pings;
+	dst->resumed += src->resumed;
+	dst->published += src->published;
+	dst->pub_acked += src->pub_acked;
+	dst->pub_bytes += src->pub_bytes;
+	dst->received += src->received;
+	dst->recv_bytes += src->recv_bytes;
+	dst->sub_refused += src->sub_refused;
+	dst->expected += src->expected;
+	dst->unique += src->unique;
+	dst->duplicates += src->duplicates;
+	dst->reordered += src->reordered;
+	dst->foreign += src->foreign;
 	atomic_fetch_add(&dst->started, atomic_load(&src->started));
 	atomic_fetch_add(&dst->connected, atomic_load(&src->connected));
 	atomic_fetch_add(&dst->active, atomic_load(&src->active));

@@ -36,10 +36,28 @@ struct bench_stats {
 	struct histogram *connack;       /* CONNECT written until CONNACK read */
 	struct histogram *total;         /* connect() until CONNACK read */
 	struct histogram *ping;          /* PINGREQ written until PINGRESP read */
+	struct histogram *subscribe;     /* SUBSCRIBE written until SUBACK read */
+	struct histogram *pub_ack;       /* PUBLISH queued until PUBACK (QoS 1) or PUBCOMP (QoS 2) */
+	struct histogram *e2e;           /* pubsub: PUBLISH queued until its subscriber read it */
 
 	uint64_t errors[BERR_COUNT];
 	uint64_t refused_by_code[256];   /* CONNACK return/reason code -> count */
 	uint64_t pings;
+	uint64_t resumed;                /* TLS handshakes that resumed a session */
+
+	/* Messages; bytes count MQTT payload only. */
+	uint64_t published;              /* PUBLISH packets queued by publishers */
+	uint64_t pub_acked;              /* QoS 1/2 flows completed */
+	uint64_t pub_bytes;
+	uint64_t received;               /* PUBLISH packets read by subscribers */
+	uint64_t recv_bytes;
+	uint64_t sub_refused;            /* SUBACK return codes >= 0x80 */
+	/* pubsub: from the sequence numbers, per subscriber against its publisher. */
+	uint64_t expected;               /* what the publishers of live pairs queued */
+	uint64_t unique;                 /* distinct sequence numbers received */
+	uint64_t duplicates;             /* sequence numbers received again */
+	uint64_t reordered;              /* arrived after a higher sequence number */
+	uint64_t foreign;                /* payloads without a valid stamp for this pair */
 
 	/* Read by the progress line while the run goes on. */
 	atomic_uint_fast64_t started;     /* connection attempts begun */

@@ -9,6 +9,8 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "bench/client.h"
+
 static void print_error(const char *what, const char *file)
 {
 	char buf[256];
@@ -16,6 +18,19 @@ static void print_error(const char *what, const char *file)
 	ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
 	fprintf(stderr, "mqtls-bench: %s %s: %s\n", what, file, buf);
 	ERR_clear_error();
+}
+
+/* A new ticket (after the handshake in TLS 1.3) becomes the session the
+ * worker's next connections resume. Takes ownership of |sess|. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct bench_client *c = SSL_get_app_data(ssl);
+
+	if (c == NULL || c->magic != CLIENT_MAGIC)
+		return 0;
+	SSL_SESSION_free(c->w->session);
+	c->w->session = sess;
+	return 1;
 }
 
 SSL_CTX *bench_tls_ctx_new(const struct bench_options *o)
@@ -52,9 +67,14 @@ SSL_CTX *bench_tls_ctx_new(const struct bench_options *o)
 			goto err;
 		}
 	}
-	/* Resumption is a separate measurement; a full handshake every time
-	 * until an option asks otherwise. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Resumption is a separate measurement: a full handshake every time
+	 * unless --tls-resume asks for it. */
+	if (o->tls_resume) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+		SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	return ctx;
 err:

@@ -5,10 +5,12 @@
 #include "bench/worker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "bench/client.h"
+#include "bench/client_msg.h"
 
 /* How often the pacing timer runs while connections remain to be opened,
  * and afterwards, when it only frees closed clients. */
@@ -51,6 +53,8 @@ static void finish(struct bench_worker *w)
 	if (w->ending)
 		return;
 	w->ending = 1;
+	if (w->publishing && w->t_msg_end_ns == 0)
+		w->t_msg_end_ns = bench_now_ns();
 	for (c = w->live; c != NULL; c = next) {
 		next = c->next;
 		bench_client_disconnect(c);
@@ -58,17 +62,82 @@ static void finish(struct bench_worker *w)
 	event_base_loopbreak(w->base);
 }
 
-static void on_end_timer(evutil_socket_t fd, short what, void *arg)
+static void add_timer(struct event *ev, double seconds)
 {
-	finish(worker_from_arg(arg));
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	event_add(ev, &tv);
 }
 
-/* Looks whether the scenario is over for this worker, or (idle) whether
- * the hold period can start. */
+/* Every client is connected (and subscribed): publishers may begin. They
+ * are counted before any starts, since a short run can end inside a start. */
+static void start_publishing(struct bench_worker *w)
+{
+	struct bench_client *c, *next;
+
+	w->publishing = 1;
+	w->t_msg_start_ns = bench_now_ns();
+	for (c = w->live; c != NULL; c = c->next)
+		if (c->msg != NULL && c->msg->role == ROLE_PUB && c->state == CLIENT_CONNECTED)
+			w->pubs_running++;
+	if (w->opt->duration > 0) {
+		w->holding = 1;
+		add_timer(&w->end_timer, w->opt->duration);
+	}
+	for (c = w->live; c != NULL; c = next) {
+		next = c->next;
+		bench_msg_start(c);
+	}
+}
+
+/* End of --duration. A pubsub run stops its publishers and still waits
+ * (--timeout at most) for what is on its way to the subscribers. */
+static void on_end_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench_worker *w = worker_from_arg(arg);
+	struct bench_client *c, *next;
+
+	if (w->opt->scenario == SCENARIO_PUBSUB && w->publishing && !w->draining) {
+		for (c = w->live; c != NULL; c = next) {
+			next = c->next;
+			bench_msg_stop(c);
+		}
+		if (!w->draining) {
+			w->draining = 1;
+			add_timer(&w->end_timer, w->opt->timeout);
+		}
+		return;
+	}
+	finish(w);
+}
+
+/* The publishing phase of pub and pubsub: start it once everyone is ready,
+ * end it once every publisher is done. */
+static void check_messages(struct bench_worker *w)
+{
+	if (!w->publishing)
+		start_publishing(w);
+	if (w->ending || w->pubs_running > 0)
+		return;
+	if (w->t_msg_end_ns == 0)
+		w->t_msg_end_ns = bench_now_ns();
+	if (w->opt->scenario == SCENARIO_PUB || w->stats.unique >= w->stats.published) {
+		finish(w);
+		return;
+	}
+	if (!w->draining) {
+		w->draining = 1;
+		add_timer(&w->end_timer, w->opt->timeout);
+	}
+}
+
+/* Looks whether the scenario is over for this worker, or (idle, sub)
+ * whether the hold period can start. */
 static void check_end(struct bench_worker *w)
 {
 	const struct bench_options *o = w->opt;
-	struct timeval tv;
 
 	if (w->ending)
 		return;
@@ -78,18 +147,43 @@ static void check_end(struct bench_worker *w)
 	}
 	if (w->started < w->count || w->in_flight > 0)
 		return;
-	/* Everyone has reached CONNACK or failed. */
-	if (o->scenario == SCENARIO_IDLE) {
+	/* Everyone has reached CONNACK (and SUBACK) or failed. */
+	switch (o->scenario) {
+	case SCENARIO_IDLE:
+	case SCENARIO_SUB:
 		if (!w->holding) {
 			w->holding = 1;
-			tv.tv_sec = (time_t)o->duration;
-			tv.tv_usec = (suseconds_t)((o->duration - (double)tv.tv_sec) * 1e6);
-			event_add(&w->end_timer, &tv);
+			add_timer(&w->end_timer, o->duration);
 		}
 		return;
+	case SCENARIO_PUB:
+	case SCENARIO_PUBSUB:
+		check_messages(w);
+		return;
+	case SCENARIO_CONN:
+		if (!o->churn && o->hold <= 0)
+			finish(w);
+		return;
 	}
-	if (!o->churn && o->hold <= 0)
+}
+
+void bench_worker_publisher_done(struct bench_worker *w)
+{
+	if (w->pubs_running > 0)
+		w->pubs_running--;
+	if (w->pubs_running == 0)
+		check_end(w);
+}
+
+void bench_worker_message_received(struct bench_worker *w)
+{
+	if (w->draining && !w->ending && w->stats.unique >= w->stats.published)
 		finish(w);
+}
+
+void bench_worker_stop(struct bench_worker *w)
+{
+	atomic_store(&w->stop, 1);
 }
 
 /* Opens the connections that are due by the rate, within the concurrency. */
@@ -130,6 +224,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { 0, TICK_IDLE_US };
 
 	free_dead(w);
+	if (atomic_load(&w->stop))
+		finish(w);
 	fill(w);
 	check_end(w);
 	if (w->ending)
@@ -186,6 +282,12 @@ int bench_worker_init(struct bench_worker *w, int id, const struct bench_options
 	w->base = event_base_new();
 	if (w->base == NULL)
 		return 0;
+	if (bench_scenario_messages(o->scenario)) {
+		w->payload = malloc(o->payload > 0 ? (size_t)o->payload : 1);
+		if (w->payload == NULL)
+			return 0;
+		memset(w->payload, 'x', o->payload > 0 ? (size_t)o->payload : 1);
+	}
 	event_assign(&w->tick, w->base, -1, 0, on_tick, w);
 	event_assign(&w->end_timer, w->base, -1, 0, on_end_timer, w);
 	return 1;
@@ -238,5 +340,7 @@ void bench_worker_cleanup(struct bench_worker *w)
 		event_base_free(w->base);
 	}
 	bench_stats_cleanup(&w->stats);
+	free(w->payload);
+	SSL_SESSION_free(w->session);
 	w->magic = 0;
 }

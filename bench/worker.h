@@ -45,7 +45,14 @@ struct bench_worker {
 	uint32_t concurrency;              /* attempts in flight at once */
 	uint32_t started, finished, in_flight;
 	uint64_t t_start_ns, t_last_connack_ns;
-	int holding;                       /* idle: the hold timer runs */
+	int holding;                       /* idle/sub: the hold timer runs; pub: the duration cap */
+	int publishing;                    /* pub/pubsub: publishers were told to start */
+	int draining;                      /* pubsub: waiting for subscribers after publishing */
+	uint32_t pubs_running;             /* publishers started and not yet done */
+	uint64_t t_msg_start_ns, t_msg_end_ns; /* the publishing phase */
+	uint8_t *payload;                  /* owned: scratch payload of --payload bytes */
+	SSL_SESSION *session;              /* owned: the session later connections resume */
+	atomic_int stop;                   /* set by another thread: end the run now */
 	int ending;                        /* disconnecting everyone */
 	int filling;                       /* inside fill(): no recursion */
 	atomic_int done;                   /* set by the thread when its loop ended */
@@ -76,6 +83,15 @@ void bench_worker_client_connected(struct bench_worker *w);
 /* Called by a client when it has closed (it is not freed yet). |was_pending|
  * says it had not reached CONNACK. */
 void bench_worker_client_closed(struct bench_worker *w, struct bench_client *c, int was_pending);
+
+/* Called by a publisher when it has sent (and had acknowledged) its last
+ * message, or stopped. */
+void bench_worker_publisher_done(struct bench_worker *w);
+/* Called by a pubsub subscriber for each new stamped message. */
+void bench_worker_message_received(struct bench_worker *w);
+
+/* Asks the worker, from any thread, to end its run as soon as it can. */
+void bench_worker_stop(struct bench_worker *w);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t bench_now_ns(void);

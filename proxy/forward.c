@@ -133,14 +133,16 @@ void forward_client_out(struct session *s)
 	}
 	while (buf_len(s->to_client) > 0) {
 		struct evbuffer_iovec v;
-		size_t n = 0;
+		size_t n = 0, len;
 		enum tls_io r;
 
 		if (evbuffer_peek(s->to_client, -1, NULL, &v, 1) < 1)
 			break;
 		/* After a WANT_*, the retry passes the same first chain again,
 		 * at least as long as before, as BoringSSL requires. */
-		r = tls_write(s->ssl, v.iov_base, v.iov_len < RECORD_MAX ? v.iov_len : RECORD_MAX, &n);
+		len = v.iov_len < RECORD_MAX ? v.iov_len : RECORD_MAX;
+		r = tls_write(s->ssl, v.iov_base, len, &n);
+		s->write_pending = r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE ? (uint16_t)len : 0;
 		if (r == TLS_IO_OK) {
 			evbuffer_drain(s->to_client, n);
 			s->bytes_out += n;
@@ -171,13 +173,18 @@ void forward_up_in(struct session *s)
 			break;
 		if (room > budget)
 			room = budget;
+		room = session_auth_read_limit(s, room);
 		if (s->to_client == NULL && (s->to_client = evbuffer_new()) == NULL) {
 			session_close(s, "out_of_memory");
 			return;
 		}
 		n = evbuffer_read(s->to_client, s->ufd, (int)room);
-		if (n > 0 && s->auth)
+		if (n > 0 && s->auth) {
 			session_auth_track(s, s->to_client, have);
+			session_auth_after_read(s);
+			if (s->state != S_FORWARDING)
+				return;
+		}
 		if (n > 0) {
 			budget -= (size_t)n;
 			continue;

@@ -70,6 +70,7 @@ struct session_auth {
 	uint8_t refusing;               /* a refusal waits for its delay */
 	uint8_t refusal;                /* enum mqtt_refusal */
 	uint8_t track_down;             /* count broker->client packet boundaries */
+	uint8_t expiring;               /* token expired mid-packet: finishing that packet */
 	const char *refusal_reason;
 	char *user;                     /* escaped identity, owned */
 	int64_t expires;                /* token end (with leeway), 0 if none */
@@ -83,6 +84,7 @@ struct session {
 	uint8_t mqtt_version;           /* 0 until a CONNECT was parsed */
 	uint8_t close_state;            /* the state session_close was called in */
 	uint16_t flags;
+	uint16_t write_pending;         /* bytes an unfinished SSL_write must be retried with */
 	int cfd;                        /* client socket, owned */
 	int ufd;                        /* broker socket, owned, -1 if none */
 	SSL *ssl;                       /* owned */
@@ -143,6 +145,8 @@ int session_auth_timer(struct session *s);
 void session_auth_forwarding(struct session *s);
 void session_auth_track(struct session *s, struct evbuffer *buf, size_t from);
 void session_auth_expired(struct session *s);
+size_t session_auth_read_limit(const struct session *s, size_t room);
+void session_auth_after_read(struct session *s);
 void session_maybe_finish(struct session *s);
 
 #endif

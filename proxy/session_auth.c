@@ -169,14 +169,16 @@ err:
 
 static void log_auth_refusal(struct session *s, const struct auth_job *j, uint32_t delay)
 {
-	char peer[80];
+	char peer[80], detail[sizeof(j->res.detail) * 2];
 
 	if (!log_enabled(LOG_INFO))
 		return;
 	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
+	/* Quotes inside the detail (user names, JWT claim names) are escaped
+	 * so the detail="..." field stays one field. */
+	log_escape(detail, sizeof(detail), j->res.detail, strlen(j->res.detail));
 	log_msg(LOG_INFO, "refuse peer=%s mqtt=%u auth=%s reason=%s delay_ms=%u detail=\"%s\"", peer,
-	        s->mqtt_version, auth_method_name(j->method), reason_for(j->res.verdict), delay,
-	        j->res.detail);
+	        s->mqtt_version, auth_method_name(j->method), reason_for(j->res.verdict), delay, detail);
 }
 
 static uint64_t mono_ms(void)
@@ -359,8 +361,28 @@ void session_auth_track(struct session *s, struct evbuffer *buf, size_t from)
 		mqtt_framer_feed(&a->down, v[i].iov_base, v[i].iov_len);
 }
 
+/* While an expired session finishes the packet the client already got the
+ * start of, read no further than that packet's end. */
+size_t session_auth_read_limit(const struct session *s, size_t room)
+{
+	const struct session_auth *a = s->auth;
+
+	if (a == NULL || !a->expiring)
+		return room;
+	if (a->down.state == 2)
+		return a->down.left < room ? (size_t)a->down.left : room;
+	return 1;   /* inside a fixed header: a byte at a time */
+}
+
+void session_auth_after_read(struct session *s)
+{
+	if (s->auth && s->auth->expiring && s->auth->down.state == 0 && s->state == S_FORWARDING)
+		session_auth_expired(s);
+}
+
 void session_auth_expired(struct session *s)
 {
+	static const struct timeval grace = { 5, 0 };
 	struct session_auth *a = s->auth;
 	uint8_t pkt[4];
 	size_t n = 0;
@@ -368,7 +390,22 @@ void session_auth_expired(struct session *s)
 	if (a && a->track_down && !a->down.lost) {
 		size_t have = s->to_client ? evbuffer_get_length(s->to_client) : 0;
 		uint64_t start = a->down.total - have;    /* stream offset of to_client's first byte */
-		size_t whole = (size_t)(a->down.boundary - start);
+		/* Bytes the client has, or that an unfinished SSL_write must
+		 * still send as they are: the cut cannot go before them. */
+		uint64_t committed = start + s->write_pending;
+		size_t whole;
+
+		if (a->down.boundary < committed && !a->expiring) {
+			/* The client already has the start of a packet: let the
+			 * broker finish it, then disconnect (or give up after the
+			 * grace period and just close). */
+			a->expiring = 1;
+			event_add(&s->ev_timer, &grace);
+			return;
+		}
+		if (a->down.boundary < committed)
+			a->down.lost = 1;
+		whole = a->down.lost ? have : (size_t)(a->down.boundary - start);
 
 		/* Drop a trailing partial packet so the DISCONNECT starts on a
 		 * packet boundary; the broker redelivers QoS 1/2 on reconnect. */

@@ -6,8 +6,8 @@ set -e
 PKGS="gcc make clang libclang-rt-14-dev pkg-config
 android-libboringssl-dev libevent-dev libcmocka-dev libjansson-dev libargon2-dev
 openssl mosquitto mosquitto-clients python3 python3-paho-mqtt python3-asyncio-mqtt node-mqtt
-sslscan testssl.sh procps
-haproxy nginx-light stunnel4 gnuplot-nox"
+sslscan testssl.sh procps python3-yaml shellcheck
+haproxy nginx-light libnginx-mod-stream stunnel4 gnuplot-nox"
 
 missing=""
 for p in $PKGS; do

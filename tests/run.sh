@@ -3,10 +3,10 @@
 # Suites speak TAP ("ok N - name" / "not ok N - name"); a suite that dies
 # without reporting a failure counts as one failure.
 #   tests/run.sh            everything
-#   SUITES="unit integration" tests/run.sh   a subset (link unit asan demo integration bench fuzz)
+#   SUITES="unit integration" tests/run.sh   a subset (link unit asan demo integration bench deploy fuzz)
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-"link unit asan demo integration bench fuzz"}
+SUITES=${SUITES:-"link unit asan demo integration bench deploy fuzz"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 LOG=build/test-logs
 mkdir -p "$LOG"
@@ -85,6 +85,11 @@ for suite in $SUITES; do
 			timeout 300 bash bench/tests/run.sh > "$out" 2>&1
 			tally bench "$out" $?
 		fi
+		;;
+	deploy)
+		out="$LOG/deploy.tap"
+		{ CHECK_BUILD=0 timeout 300 sh deploy/check.sh; timeout 120 sh deploy/test_certbot_hook.sh; } > "$out" 2>&1
+		tally deploy "$out" $?
 		;;
 	fuzz)
 		pids=() names=()

@@ -124,7 +124,8 @@ static int build_order(struct auth_material *m, const struct config *cfg, char *
 			snprintf(err, errlen, "--auth: unknown method '%.*s' (cert, jwt, password)", (int)n, p);
 			return 0;
 		}
-		if (m->n_order == AUTH_MAX_METHODS || !add_method(m, meth, err, errlen))
+		/* Three methods exist, so a fourth entry is always a repeat. */
+		if (!add_method(m, meth, err, errlen))
 			return 0;
 		p += n;
 		if (*p == ',')
@@ -316,11 +317,11 @@ static void check_password(const struct auth_material *m, const struct auth_requ
 		break;
 	case PASSWD_UNKNOWN_USER:
 		out->verdict = AUTH_BAD_CREDENTIALS;
-		snprintf(out->detail, sizeof(out->detail), "password: unknown user \\\"%s\\\"", user);
+		snprintf(out->detail, sizeof(out->detail), "password: unknown user \"%s\"", user);
 		break;
 	default:
 		out->verdict = AUTH_BAD_CREDENTIALS;
-		snprintf(out->detail, sizeof(out->detail), "password: bad password for \\\"%s\\\"", user);
+		snprintf(out->detail, sizeof(out->detail), "password: bad password for \"%s\"", user);
 		break;
 	}
 }
@@ -393,7 +394,7 @@ void auth_run(const struct auth_material *m, enum auth_method method,
 		log_escape(cid, sizeof(cid), r->client_id, r->client_id_len);
 		out->verdict = AUTH_NOT_AUTHORIZED;
 		snprintf(out->detail, sizeof(out->detail),
-		         "%s: client id \\\"%s\\\" is not the identity \\\"%s\\\"", auth_method_name(method),
+		         "%s: client id \"%s\" is not the identity \"%s\"", auth_method_name(method),
 		         cid, id);
 		free(out->identity);
 		out->identity = NULL;

@@ -27,6 +27,8 @@ import harness  # noqa: E402
 
 MODULES = ["test_clients", "test_mtls", "test_tls", "test_connect", "test_sessions",
            "test_lifecycle"]
+# Authentication tests live in test_auth_*.py, picked up by name.
+MODULES += sorted(p.stem for p in HERE.glob("test_auth_*.py"))
 
 
 def run_one(fn):
