@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "proxy/log.h"
 #include "proxy/session.h"
@@ -35,6 +36,8 @@
 #define RECORD_MAX 16384
 /* Per callback, so one busy connection cannot starve the others on the loop. */
 #define READ_BUDGET (256 * 1024)
+/* One read from the broker: four full TLS records. */
+#define UP_READ_MAX (64 * 1024)
 
 static size_t buf_len(const struct evbuffer *b)
 {
@@ -160,40 +163,70 @@ void forward_client_out(struct session *s)
 	drop_buffer(&s->to_client);
 }
 
-/* Reads broker bytes into to_client, then tries to encrypt them out. */
+/*
+ * Reads broker bytes into to_client, then tries to encrypt them out.
+ * readv into reserved space rather than evbuffer_read, which in libevent
+ * 2.1 asks FIONREAD first and then reads at most 4 KB: two syscalls per
+ * 4 KB and 4 KB TLS records. A short read means the socket is drained.
+ */
 void forward_up_in(struct session *s)
 {
 	size_t max = s->w->proxy->max_buffer, budget = READ_BUDGET;
 
 	while (s->state == S_FORWARDING && !(s->flags & (F_UP_EOF | F_UP_DEAD))) {
 		size_t have = buf_len(s->to_client), room = max > have ? max - have : 0;
-		int n;
+		struct evbuffer_iovec v[2];
+		ssize_t n;
+		int nv;
 
 		if (room == 0 || budget == 0)
 			break;
 		if (room > budget)
 			room = budget;
+		if (room > UP_READ_MAX)
+			room = UP_READ_MAX;
 		room = session_auth_read_limit(s, room);
 		if (s->to_client == NULL && (s->to_client = evbuffer_new()) == NULL) {
 			session_close(s, "out_of_memory");
 			return;
 		}
-		n = evbuffer_read(s->to_client, s->ufd, (int)room);
-		if (n > 0 && s->auth) {
+		nv = evbuffer_reserve_space(s->to_client, (ev_ssize_t)room, v, 2);
+		if (nv < 1) {
+			session_close(s, "out_of_memory");
+			return;
+		}
+		/* The reservation may be larger than asked; read no more than room. */
+		if (v[0].iov_len >= room) {
+			v[0].iov_len = room;
+			nv = 1;
+		} else if (nv == 2 && v[0].iov_len + v[1].iov_len > room) {
+			v[1].iov_len = room - v[0].iov_len;
+		}
+		n = readv(s->ufd, (struct iovec *)v, nv);
+		if (n <= 0) {
+			evbuffer_commit_space(s->to_client, v, 0);
+			if (n == 0)
+				s->flags |= F_UP_EOF;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				s->flags |= F_UP_EOF | F_UP_DEAD;
+			break;
+		}
+		if ((size_t)n <= v[0].iov_len) {
+			v[0].iov_len = (size_t)n;
+			nv = 1;
+		} else {
+			v[1].iov_len = (size_t)n - v[0].iov_len;
+		}
+		evbuffer_commit_space(s->to_client, v, nv);
+		budget -= (size_t)n;
+		if (s->auth) {
 			session_auth_track(s, s->to_client, have);
 			session_auth_after_read(s);
 			if (s->state != S_FORWARDING)
 				return;
 		}
-		if (n > 0) {
-			budget -= (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			s->flags |= F_UP_EOF;
-		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			s->flags |= F_UP_EOF | F_UP_DEAD;
-		break;
+		if ((size_t)n < room)
+			break;
 	}
 	forward_client_out(s);
 	if (s->state == S_FORWARDING && (s->flags & F_UP_EOF))

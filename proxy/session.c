@@ -266,7 +266,11 @@ static void do_handshake(struct session *s)
 		leave_handshake_count(s);
 		s->state = S_AWAIT_CONNECT;
 		set_timer(s, &s->w->proxy->connect_timeout);
-		forward_client_in(s);
+		/* A CONNECT that came with the Finished is still in the socket
+		 * (BoringSSL reads record by record), so the read event sees it;
+		 * only bytes already inside the SSL need an explicit turn. */
+		if (SSL_has_pending(s->ssl))
+			session_kick_read(s);
 		break;
 	case TLS_IO_WANT_READ:
 		s->flags &= ~F_HS_WANTS_WRITE;

@@ -5,6 +5,14 @@
 
 #include "tls/io.h"
 
+/* SSL_get_error needs an empty error queue; clearing it costs a loop over
+ * all slots, so only do it when something is there. */
+static void clear_errors(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+}
+
 static enum tls_io classify(SSL *ssl, int ret)
 {
 	switch (SSL_get_error(ssl, ret)) {
@@ -28,7 +36,7 @@ enum tls_io tls_handshake(SSL *ssl)
 {
 	int r;
 
-	ERR_clear_error();
+	clear_errors();
 	r = SSL_do_handshake(ssl);
 	return r == 1 ? TLS_IO_OK : classify(ssl, r);
 }
@@ -39,7 +47,7 @@ enum tls_io tls_read(SSL *ssl, void *buf, size_t cap, size_t *n)
 
 	if (cap > INT_MAX)
 		cap = INT_MAX;
-	ERR_clear_error();
+	clear_errors();
 	errno = 0;
 	r = SSL_read(ssl, buf, (int)cap);
 	if (r > 0) {
@@ -56,7 +64,7 @@ enum tls_io tls_write(SSL *ssl, const void *buf, size_t len, size_t *n)
 
 	if (len > INT_MAX)
 		len = INT_MAX;
-	ERR_clear_error();
+	clear_errors();
 	errno = 0;
 	r = SSL_write(ssl, buf, (int)len);
 	if (r > 0) {
