@@ -266,11 +266,9 @@ static void do_handshake(struct session *s)
 		leave_handshake_count(s);
 		s->state = S_AWAIT_CONNECT;
 		set_timer(s, &s->w->proxy->connect_timeout);
-		/* A CONNECT that came with the Finished is still in the socket
-		 * (BoringSSL reads record by record), so the read event sees it;
-		 * only bytes already inside the SSL need an explicit turn. */
-		if (SSL_has_pending(s->ssl))
-			session_kick_read(s);
+		/* TLS 1.3 clients send their CONNECT right behind Finished, so it
+		 * is usually in the socket already: reading now saves a loop turn. */
+		forward_client_in(s);
 		break;
 	case TLS_IO_WANT_READ:
 		s->flags &= ~F_HS_WANTS_WRITE;

@@ -44,7 +44,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		struct session *s;
-		int one = 1;
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -59,7 +58,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			}
 			break;
 		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		s = session_new(w, fd, (struct sockaddr *)&ss, len);
 		if (s == NULL) {
 			log_warn("cannot create a session: out of memory");
@@ -164,6 +162,11 @@ static int open_listener(const struct address *a, char *err, size_t errlen)
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
 		goto fail;
+	/* Accepted sockets inherit TCP_NODELAY on Linux: one setsockopt here
+	 * instead of one per connection. MQTT packets are small and latency
+	 * matters more than segment count. */
+	if (a->sa.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* "[::]:8883" and "0.0.0.0:8883" are separate listeners. */
 	if (a->sa.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
