@@ -4,6 +4,8 @@
  */
 #include "bench/options.h"
 
+#include "bench/certdir.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -34,11 +36,16 @@ static const struct opt_def table[] = {
 	{ "concurrency", 0, OPT_LONG, OFF(concurrency), 1, 1000000, "200", "connection attempts in flight at once" },
 	{ "threads", 't', OPT_LONG, OFF(threads), 1, 256, "1", "event loop threads" },
 	{ "cafile", 0, OPT_STR, OFF(cafile), 0, 0, NULL, "verify the server against these CA certificates (PEM)" },
-	{ "cert", 0, OPT_STR, OFF(cert), 0, 0, NULL, "client certificate chain (PEM)" },
-	{ "key", 0, OPT_STR, OFF(key), 0, 0, NULL, "client private key (PEM)" },
+	{ "cert", 0, OPT_STR, OFF(cert), 0, 0, NULL, "client certificate chain (PEM), or a directory: every NAME.pem, used round-robin" },
+	{ "key", 0, OPT_STR, OFF(key), 0, 0, NULL, "client private key (PEM), or a directory: NAME.key, else NAME.pem, per certificate" },
 	{ "sni", 0, OPT_STR, OFF(sni), 0, 0, NULL, "server name to send, and to verify with --cafile" },
 	{ "username", 'u', OPT_STR, OFF(username), 0, 0, NULL, "MQTT user name" },
 	{ "password", 'P', OPT_STR, OFF(password), 0, 0, NULL, "MQTT password" },
+	{ "jwt-key", 0, OPT_STR, OFF(jwt_key), 0, 0, NULL, "mint a JWT per client as password: PEM private key (EC, Ed25519, RSA) or HMAC secret file" },
+	{ "jwt-alg", 0, OPT_STR, OFF(jwt_alg), 0, 0, NULL, "JWS alg the key fits (HS384, RS512, ...); default from the key: HS256, ES256, EdDSA, RS256" },
+	{ "jwt-claims", 0, OPT_STR, OFF(jwt_claims), 0, 0, "{\"sub\":\"bench-%i\"}", "JWT claims, a JSON object; %i becomes the client index" },
+	{ "jwt-ttl", 0, OPT_LONG, OFF(jwt_ttl), 1, 1e9, "3600", "JWT exp = now + this many seconds, iat = now (unless in --jwt-claims)" },
+	{ "jwt-kid", 0, OPT_STR, OFF(jwt_kid), 0, 0, NULL, "JWT header kid" },
 	{ "client-id", 'i', OPT_STR, OFF(client_id), 0, 0, "bench-", "client id prefix; the client index is appended" },
 	{ "mqtt", 0, OPT_STR, OFF(mqtt), 0, 0, "3.1.1", "protocol version: 3.1.1 or 5" },
 	{ "tls", 0, OPT_FLAG, OFF(tls), 0, 0, NULL, "use TLS (the default)" },
@@ -198,6 +205,20 @@ static int finish(struct bench_options *o)
 		fprintf(stderr, "mqtls-bench: --cert and --key go together\n");
 		return 0;
 	}
+	if (o->cert != NULL && bench_is_dir(o->cert) != bench_is_dir(o->key)) {
+		fprintf(stderr, "mqtls-bench: --cert and --key must both be files or both directories\n");
+		return 0;
+	}
+	if (o->cert != NULL && bench_is_dir(o->cert) && o->tls_resume) {
+		fprintf(stderr, "mqtls-bench: --tls-resume does not work with a --cert directory\n");
+		return 0;
+	}
+	if (o->jwt_key != NULL && o->password != NULL) {
+		fprintf(stderr, "mqtls-bench: --jwt-key and -P exclude each other\n");
+		return 0;
+	}
+	if (o->jwt_key != NULL && o->username == NULL)
+		o->username = "token";
 	if (o->churn && o->hold > 0) {
 		fprintf(stderr, "mqtls-bench: --churn and --hold exclude each other\n");
 		return 0;

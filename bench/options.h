@@ -23,8 +23,13 @@ struct bench_options {
 	long concurrency;         /* connection attempts in flight at once, all threads */
 	long threads;
 	const char *cafile;
-	const char *cert;
-	const char *key;
+	const char *cert;         /* a file, or a directory of them (certdir.h) */
+	const char *key;          /* a file, or a directory when cert is one */
+	const char *jwt_key;      /* signing key: each client's password is a JWT */
+	const char *jwt_alg;      /* NULL: from the key type */
+	const char *jwt_claims;   /* claims template, %i = client index */
+	long jwt_ttl;             /* seconds from now to exp */
+	const char *jwt_kid;      /* NULL: no kid in the header */
 	const char *sni;
 	const char *username;     /* NULL: absent */
 	const char *password;     /* NULL: absent; never printed */
