@@ -48,6 +48,8 @@ struct bench_client {
 	int pending;                      /* the worker counts this client as in flight */
 	int ping_outstanding;
 	struct bench_msg *msg;            /* owned; pub/sub scenarios only */
+	char *token;                      /* owned; the minted JWT until CONNECT is queued */
+	size_t token_len;
 
 	uint64_t t_start, t_stage, t_ping;
 	uint8_t *out, *in;                /* out_small / in_small, or buffers owned by msg */
@@ -58,9 +60,11 @@ struct bench_client {
 };
 
 /*
- * Allocates a client with global index |index|, links it into w->live and
- * starts its TCP connect. On immediate failure the error is counted and the
- * client is already closed. Returns 0 only if memory is short.
+ * Allocates a client with global index |index|, mints its JWT when the
+ * worker has a minter (timed apart from the latencies), links it into
+ * w->live and starts its TCP connect. On immediate failure the error is
+ * counted and the client is already closed. Returns 0 only if memory is
+ * short or the token could not be minted.
  */
 int bench_client_start(struct bench_worker *w, uint32_t index);
 

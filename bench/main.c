@@ -17,6 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/certdir.h"
+#include "bench/client.h"
+#include "bench/jwt_mint.h"
 #include "bench/mqtt_codec.h"
 #include "bench/options.h"
 #include "bench/report.h"
@@ -48,10 +51,13 @@ static int resolve(const struct bench_options *o, struct sockaddr_storage *ss, s
 }
 
 /* The CONNECT must fit a client's output buffer; check the longest once
- * here rather than failing every client later. */
-static int connect_fits(const struct bench_options *o)
+ * here (with the last client's token) rather than failing every client
+ * later. */
+static int connect_fits(const struct bench_options *o, const struct jwt_minter *minter)
 {
-	uint8_t buf[768];
+	uint8_t buf[CLIENT_OUT_MAX];
+	char token[JWT_MINT_MAX];
+	size_t token_len = 0;
 	char id[128];
 	struct outbuf out;
 	struct mqttc_connect m = { 0 };
@@ -68,11 +74,62 @@ static int connect_fits(const struct bench_options *o)
 	m.username = (struct slice){ (const uint8_t *)o->username, o->username ? strlen(o->username) : 0 };
 	m.has_password = o->password != NULL;
 	m.password = (struct slice){ (const uint8_t *)o->password, o->password ? strlen(o->password) : 0 };
+	if (minter != NULL) {
+		if (!jwt_minter_mint(minter, (uint32_t)o->count, (int64_t)time(NULL), token, sizeof(token),
+		                     &token_len)) {
+			fprintf(stderr, "mqtls-bench: cannot mint a JWT with --jwt-key (too long?)\n");
+			return 0;
+		}
+		m.has_password = 1;
+		m.password = (struct slice){ (const uint8_t *)token, token_len };
+	}
 	if (!mqttc_encode_connect(&out, &m)) {
-		fprintf(stderr, "mqtls-bench: user name and password are too long\n");
+		fprintf(stderr, "mqtls-bench: user name and password (or JWT) are too long\n");
 		return 0;
 	}
 	return 1;
+}
+
+static struct jwt_minter *load_minter(const struct bench_options *o)
+{
+	struct jwt_mint_config cfg = { o->jwt_alg, o->jwt_claims, o->jwt_ttl, o->jwt_kid };
+	struct jwt_minter *m;
+	char err[256];
+
+	m = jwt_minter_load(o->jwt_key, &cfg, err, sizeof(err));
+	if (m == NULL)
+		fprintf(stderr, "mqtls-bench: --jwt-key: %s\n", err);
+	return m;
+}
+
+/* One SSL_CTX, or one per certificate of a --cert directory. Returns the
+ * count (0 on error, after one line on stderr); *ctxs is owned by the caller. */
+static size_t make_contexts(const struct bench_options *o, SSL_CTX ***ctxs)
+{
+	struct bench_cert_pair *pairs = NULL;
+	size_t n = 1, i, made = 0;
+	char err[512];
+
+	if (o->cert != NULL && bench_is_dir(o->cert) &&
+	    !bench_cert_pairs_list(o->cert, o->key, &pairs, &n, err, sizeof(err))) {
+		fprintf(stderr, "mqtls-bench: %s\n", err);
+		return 0;
+	}
+	*ctxs = calloc(n, sizeof(**ctxs));
+	for (i = 0; *ctxs != NULL && i < n; i++, made++) {
+		(*ctxs)[i] = pairs != NULL ? bench_tls_ctx_new(o, pairs[i].cert, pairs[i].key) :
+		                             bench_tls_ctx_new(o, o->cert, o->key);
+		if ((*ctxs)[i] == NULL)
+			break;
+	}
+	bench_cert_pairs_free(pairs, pairs != NULL ? n : 0);
+	if (made == n)
+		return n;
+	for (i = 0; *ctxs != NULL && i < made; i++)
+		SSL_CTX_free((*ctxs)[i]);
+	free(*ctxs);
+	*ctxs = NULL;
+	return 0;
 }
 
 /* Each client needs a descriptor; ask for as many as the hard limit allows. */
@@ -137,7 +194,9 @@ int main(int argc, char **argv)
 	struct bench_stats total;
 	struct bench_run run;
 	struct rusage ru;
-	SSL_CTX *ctx = NULL;
+	SSL_CTX **ctxs = NULL;
+	size_t n_ctx = 0;
+	struct jwt_minter *minter = NULL;
 	uint64_t t0, last_connack = 0, msg_start = 0, msg_end = 0;
 	uint32_t first = 0;
 	long units, per_unit;
@@ -153,14 +212,22 @@ int main(int argc, char **argv)
 	default:
 		return 2;
 	}
-	if (!resolve(&o, &addr, &addr_len) || !connect_fits(&o))
+	if (!resolve(&o, &addr, &addr_len))
 		return 2;
+	if (o.jwt_key != NULL && (minter = load_minter(&o)) == NULL)
+		return 2;
+	if (!connect_fits(&o, minter)) {
+		jwt_minter_free(minter);
+		return 2;
+	}
 	/* SSL_write writes the socket itself: a reset peer must be an error
 	 * code, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
-	if (o.tls && (ctx = bench_tls_ctx_new(&o)) == NULL)
+	if (o.tls && (n_ctx = make_contexts(&o, &ctxs)) == 0) {
+		jwt_minter_free(minter);
 		return 2;
+	}
 	/* pubsub counts pairs, and a pair stays on one thread so that the
 	 * subscriber can be ready before its publisher starts. */
 	per_unit = o.scenario == SCENARIO_PUBSUB ? 2 : 1;
@@ -174,7 +241,7 @@ int main(int argc, char **argv)
 		uint32_t share = (uint32_t)((units / o.threads + (i < units % o.threads)) * per_unit);
 		uint32_t conc = (uint32_t)(o.concurrency / o.threads + (i < o.concurrency % o.threads));
 
-		if (!bench_worker_init(&w[i], (int)i, &o, ctx, &addr, addr_len, first, share,
+		if (!bench_worker_init(&w[i], (int)i, &o, ctxs, n_ctx, minter, &addr, addr_len, first, share,
 		                 o.rate / (double)o.threads, conc))
 			goto err;
 		first += share;
@@ -235,6 +302,9 @@ err:
 	}
 	free(w);
 	bench_stats_cleanup(&total);
-	SSL_CTX_free(ctx);
+	for (i = 0; i < (long)n_ctx; i++)
+		SSL_CTX_free(ctxs[i]);
+	free(ctxs);
+	jwt_minter_free(minter);
 	return rc;
 }

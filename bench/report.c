@@ -92,6 +92,9 @@ void bench_report_print(FILE *f, const struct bench_run *r)
 		fprintf(f, "TLS sessions resumed: %llu\n", (unsigned long long)s->resumed);
 	if (bench_scenario_messages(r->opt->scenario))
 		print_messages(f, r);
+	if (s->jwt_minted > 0)
+		fprintf(f, "JWTs minted: %llu, %.1f us each (before connect(), not in the latencies)\n",
+		        (unsigned long long)s->jwt_minted, (double)s->jwt_mint_ns / 1e3 / (double)s->jwt_minted);
 	if (s->pings > 0)
 		fprintf(f, "pings answered: %llu\n", (unsigned long long)s->pings);
 	for (e = 0; e < BERR_COUNT; e++)
@@ -208,6 +211,9 @@ int bench_report_write_json(const char *path, const struct bench_run *r)
 	json_object_set_new(root, "failed", json_integer((json_int_t)atomic_load(&s->failed)));
 	json_object_set_new(root, "pings", json_integer((json_int_t)s->pings));
 	json_object_set_new(root, "tls_resumed", json_integer((json_int_t)s->resumed));
+	json_object_set_new(root, "jwt_minted", json_integer((json_int_t)s->jwt_minted));
+	json_object_set_new(root, "jwt_mint_ns_mean", json_real(s->jwt_minted > 0 ?
+	                    (double)s->jwt_mint_ns / (double)s->jwt_minted : 0.0));
 	json_object_set_new(root, "interrupted", json_boolean(r->interrupted));
 	if (bench_scenario_messages(r->opt->scenario))
 		json_object_set_new(root, "messages", messages_json(r));

@@ -71,6 +71,8 @@ int bench_stats_merge(struct bench_stats *dst, const struct bench_stats *src)
 		dst->refused_by_code[i] += src->refused_by_code[i];
 	dst->pings += src->pings;
 	dst->resumed += src->resumed;
+	dst->jwt_minted += src->jwt_minted;
+	dst->jwt_mint_ns += src->jwt_mint_ns;
 	dst->published += src->published;
 	dst->pub_acked += src->pub_acked;
 	dst->pub_bytes += src->pub_bytes;

@@ -44,6 +44,8 @@ struct bench_stats {
 	uint64_t refused_by_code[256];   /* CONNACK return/reason code -> count */
 	uint64_t pings;
 	uint64_t resumed;                /* TLS handshakes that resumed a session */
+	uint64_t jwt_minted;             /* tokens minted (--jwt-key), outside the latencies */
+	uint64_t jwt_mint_ns;            /* time spent minting them */
 
 	/* Messages; bytes count MQTT payload only. */
 	uint64_t published;              /* PUBLISH packets queued by publishers */

@@ -33,7 +33,7 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 	return 1;
 }
 
-SSL_CTX *bench_tls_ctx_new(const struct bench_options *o)
+SSL_CTX *bench_tls_ctx_new(const struct bench_options *o, const char *cert, const char *key)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 	uint16_t lo = TLS1_2_VERSION, hi = TLS1_3_VERSION;
@@ -56,14 +56,14 @@ SSL_CTX *bench_tls_ctx_new(const struct bench_options *o)
 		/* A load generator against a test PKI: verification is opt-in. */
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
-	if (o->cert != NULL) {
-		if (!SSL_CTX_use_certificate_chain_file(ctx, o->cert)) {
-			print_error("cannot load certificate", o->cert);
+	if (cert != NULL) {
+		if (!SSL_CTX_use_certificate_chain_file(ctx, cert)) {
+			print_error("cannot load certificate", cert);
 			goto err;
 		}
-		if (!SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) ||
+		if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) ||
 		    !SSL_CTX_check_private_key(ctx)) {
-			print_error("cannot load key", o->key);
+			print_error("cannot load key", key);
 			goto err;
 		}
 	}

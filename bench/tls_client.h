@@ -11,11 +11,12 @@
 
 /*
  * Builds a client SSL_CTX from the TLS options: CA file (verification on
- * when given, off otherwise), client certificate and key, forced version.
- * Returns NULL after printing one line to stderr. The caller owns the
- * result (SSL_CTX_free).
+ * when given, off otherwise), forced version, and the client certificate
+ * and key files |cert| and |key| (borrowed; NULL: none). Returns NULL
+ * after printing one line to stderr. The caller owns the result
+ * (SSL_CTX_free).
  */
-SSL_CTX *bench_tls_ctx_new(const struct bench_options *o);
+SSL_CTX *bench_tls_ctx_new(const struct bench_options *o, const char *cert, const char *key);
 
 /*
  * Returns a new client SSL bound to |fd|, sending the SNI name and checking

@@ -263,14 +263,17 @@ void bench_worker_client_closed(struct bench_worker *w, struct bench_client *c, 
 }
 
 int bench_worker_init(struct bench_worker *w, int id, const struct bench_options *o,
-                SSL_CTX *ctx, const struct sockaddr_storage *addr, socklen_t addr_len,
+                SSL_CTX *const *ctxs, size_t n_ctx, const struct jwt_minter *minter,
+                const struct sockaddr_storage *addr, socklen_t addr_len,
                 uint32_t first_index, uint32_t count, double rate, uint32_t concurrency)
 {
 	memset(w, 0, sizeof(*w));
 	w->magic = WORKER_MAGIC;
 	w->id = id;
 	w->opt = o;
-	w->ssl_ctx = ctx;
+	w->ssl_ctxs = ctxs;
+	w->n_ssl_ctxs = n_ctx;
+	w->minter = minter;
 	memcpy(&w->addr, addr, sizeof(w->addr));
 	w->addr_len = addr_len;
 	w->first_index = first_index;

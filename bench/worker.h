@@ -24,12 +24,15 @@
 #define WORKER_MAGIC 0x62776b72u     /* "bwkr" */
 
 struct bench_client;
+struct jwt_minter;
 
 struct bench_worker {
 	uint32_t magic;
 	int id;
 	const struct bench_options *opt;   /* borrowed, outlives the worker */
-	SSL_CTX *ssl_ctx;                  /* borrowed; NULL without TLS */
+	SSL_CTX *const *ssl_ctxs;          /* borrowed; client i uses [i % n_ssl_ctxs] */
+	size_t n_ssl_ctxs;                 /* 0 without TLS */
+	const struct jwt_minter *minter;   /* borrowed; NULL without --jwt-key */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 
@@ -64,11 +67,14 @@ struct bench_worker {
 
 /*
  * Prepares |w| (its event base, stats, timers) to open |count| connections
- * with global indices from |first_index|. Returns 0 on failure; call
+ * with global indices from |first_index|, over TLS with the |n_ctx|
+ * contexts at |ctxs| (borrowed; none: plain TCP), minting tokens with
+ * |minter| (borrowed; may be NULL). Returns 0 on failure; call
  * bench_worker_cleanup in every case.
  */
 int bench_worker_init(struct bench_worker *w, int id, const struct bench_options *o,
-                SSL_CTX *ctx, const struct sockaddr_storage *addr, socklen_t addr_len,
+                SSL_CTX *const *ctxs, size_t n_ctx, const struct jwt_minter *minter,
+                const struct sockaddr_storage *addr, socklen_t addr_len,
                 uint32_t first_index, uint32_t count, double rate, uint32_t concurrency);
 
 /* Runs the worker's loop on a new thread until its scenario ends. */

@@ -87,6 +87,13 @@ void forward_client_in(struct session *s)
 		if (r != TLS_IO_OK)
 			break;
 		s->bytes_in += n;
+		/* Hand each record to the broker before looking for the next: the
+		 * read that finds the socket empty then costs no latency. */
+		if (s->state == S_FORWARDING) {
+			forward_up_out(s);
+			if (s->state != S_FORWARDING)
+				return;
+		}
 		if (n >= budget) {
 			/* Come back on the next loop turn even if the socket is quiet. */
 			session_kick_read(s);
