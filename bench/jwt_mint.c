@@ -236,6 +236,12 @@ struct jwt_minter *jwt_minter_new(const uint8_t *key, size_t len, const struct j
 		type = load_secret(m, key, len, err, errlen) ? KEY_HMAC : -1;
 	if (type < 0 || (m->alg = pick_alg((enum mint_key)type, cfg->alg, err, errlen)) == NULL)
 		goto err;
+	/* RFC 7518 3.2: a key at least as long as the hash, as the proxy checks. */
+	if (m->alg->kind == KIND_HMAC && m->secret_len < EVP_MD_size(m->alg->md())) {
+		snprintf(err, errlen, "%s needs an HMAC secret of at least %zu bytes", m->alg->name,
+		         EVP_MD_size(m->alg->md()));
+		goto err;
+	}
 	m->ttl_s = cfg->ttl_s;
 	if (strlen(claims) > TEMPLATE_MAX || (m->claims = strdup(claims)) == NULL) {
 		snprintf(err, errlen, "--jwt-claims is longer than %d bytes", TEMPLATE_MAX);

@@ -5,7 +5,7 @@
  * The key file is a PEM private key (EC P-256 -> ES256, EC P-384 -> ES384,
  * Ed25519 -> EdDSA, RSA -> RS256) or, without "-----BEGIN", an HMAC secret:
  * the file's raw bytes with one trailing newline (LF or CRLF) removed, at
- * least 32 bytes (-> HS256). An explicit alg may pick another one the key
+ * least 32 bytes (-> HS256; HS384 and HS512 need 48 and 64). An explicit alg may pick another one the key
  * fits (HS384/HS512, RS384/RS512).
  *
  * The claims template is a JSON object text in which every "%i" becomes

@@ -87,9 +87,10 @@ void forward_client_in(struct session *s)
 		if (r != TLS_IO_OK)
 			break;
 		s->bytes_in += n;
-		/* Hand each record to the broker before looking for the next: the
-		 * read that finds the socket empty then costs no latency. */
-		if (s->state == S_FORWARDING) {
+		/* The first record goes to the broker before looking for more:
+		 * the read that finds the socket empty then adds no latency to a
+		 * lone message, while a burst still leaves in one writev. */
+		if (budget == READ_BUDGET && s->state == S_FORWARDING) {
 			forward_up_out(s);
 			if (s->state != S_FORWARDING)
 				return;

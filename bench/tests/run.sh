@@ -56,7 +56,7 @@ bench() {
 	timeout 60 "$BENCH" "$@" -q --json "$T/$name.json" > "$T/$name.log" 2>&1
 }
 
-echo "1..10"
+echo "1..14"
 if [ ! -x "$BENCH" ] || [ ! -x "$MQTLS" ]; then
 	echo "Bail out! build/mqtls and build/mqtls-bench are needed (make all)"
 	exit 1
@@ -149,5 +149,64 @@ check "pub: two publishers get every QoS 1 message acknowledged" "$T/pub.json" \
 	'r["messages"]["published"] == 200 and r["messages"]["acknowledged"] == 200 and r["failed"] == 0'
 check "sub: SIGINT ends the run with a report of every message received" "$T/sub.json" \
 	'r["interrupted"] and r["messages"]["received"] == 400 and r["failed"] == 0'
+
+# start_mqtls NAME ARGS...: one more mqtls in front of the broker, with
+# extra options; its port goes in $APORT, its log in $T/NAME.log. Refusals
+# are what the tests expect, so they pass --auth-fail-delay 10 (ms).
+start_mqtls() {
+	local name=$1; shift
+	"$MQTLS" --listen 127.0.0.1:0 --cert "$T/server.pem" --key "$T/server.key" \
+		--upstream "127.0.0.1:$BPORT" --ready-file "$T/$name.ready" --log-level warn "$@" \
+		> "$T/$name.log" 2>&1 &
+	PIDS+=($!)
+	wait_for 10 test -s "$T/$name.ready" || return 1
+	APORT=$(head -1 "$T/$name.ready"); APORT=${APORT##*:}
+}
+
+# JWT: mqtls checks HS256 tokens against a secret file; mqtls-bench mints
+# one per client from the same file, or from another secret.
+head -c 48 /dev/urandom | base64 > "$T/jwt.secret"
+head -c 48 /dev/urandom | base64 > "$T/jwt-wrong.secret"
+if start_mqtls mqtls-jwt --jwt-keys "$T/jwt.secret" --auth-fail-delay 10; then
+	bench jwt conn --port "$APORT" --cafile "$T/ca.pem" --sni localhost --count 50 \
+		--jwt-key "$T/jwt.secret"
+	check "conn --jwt-key: 50 clients with minted HS256 tokens are admitted" "$T/jwt.json" \
+		'r["connected"] == 50 and r["failed"] == 0 and r["jwt_minted"] == 50'
+	bench jwt_wrong conn --port "$APORT" --cafile "$T/ca.pem" --sni localhost --count 5 \
+		--jwt-key "$T/jwt-wrong.secret"
+	check "conn --jwt-key: tokens from the wrong key are refused with CONNACK code 4" "$T/jwt_wrong.json" \
+		'r["connected"] == 0 and r["errors"]["connack_refused"] == 5 and r["errors"]["connack_codes"] == {"4": 5}'
+else
+	not_ok "mqtls with --jwt-keys starts" "$T/mqtls-jwt.log"
+	not_ok "(skipped) wrong JWT key"
+fi
+
+# mTLS: a directory of three client certificates whose CNs are the client
+# ids, used round-robin; mqtls requires the id to match the certificate.
+mkdir -p "$T/clients"
+(
+	cd "$T/clients" || exit 1
+	for i in 0 1 2; do
+		openssl ecparam -name prime256v1 -genkey -noout -out bench-$i.key
+		openssl req -new -key bench-$i.key -subj /CN=bench-$i -out bench-$i.csr
+		openssl x509 -req -in bench-$i.csr -CA ../ca.pem -CAkey ../ca.key -CAcreateserial \
+			-days 2 -out bench-$i.pem
+		rm bench-$i.csr
+	done
+) > "$T/clients.log" 2>&1 || not_ok "openssl makes three client certificates" "$T/clients.log"
+if start_mqtls mqtls-mtls --client-ca "$T/ca.pem" --client-cert required \
+	--identity-as-username cn --require-clientid-match --auth-fail-delay 10; then
+	bench mtls conn --port "$APORT" --cafile "$T/ca.pem" --sni localhost --count 3 \
+		-i bench- --cert "$T/clients" --key "$T/clients"
+	check "conn --cert DIR: three client certificates are used round-robin" "$T/mtls.json" \
+		'r["connected"] == 3 and r["failed"] == 0'
+	bench mtls_shift conn --port "$APORT" --cafile "$T/ca.pem" --sni localhost --count 3 \
+		-i other- --cert "$T/clients" --key "$T/clients"
+	check "conn --cert DIR: client ids that do not match the certificates are refused" "$T/mtls_shift.json" \
+		'r["connected"] == 0 and r["errors"]["connack_refused"] == 3'
+else
+	not_ok "mqtls with --client-cert required starts" "$T/mqtls-mtls.log"
+	not_ok "(skipped) client id mismatch"
+fi
 
 [ "$failed" -eq 0 ]

@@ -141,6 +141,47 @@ static void test_unknown_scenario_is_refused(void **state)
 	assert_int_equal(parse(&o, args), OPTIONS_ERROR);
 }
 
+static void test_jwt_key_defaults_the_username_and_the_claims(void **state)
+{
+	static const char *const args[] = { "conn", "--jwt-key", "k.pem", "--jwt-kid", "a", NULL };
+	static const char *const with_user[] = { "conn", "--jwt-key", "k.pem", "-u", "dev", NULL };
+	struct bench_options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, args), OPTIONS_OK);
+	assert_string_equal(o.username, "token");
+	assert_string_equal(o.jwt_claims, "{\"sub\":\"bench-%i\"}");
+	assert_int_equal(o.jwt_ttl, 3600);
+	assert_string_equal(o.jwt_kid, "a");
+	assert_null(o.jwt_alg);
+	assert_int_equal(parse(&o, with_user), OPTIONS_OK);
+	assert_string_equal(o.username, "dev");
+}
+
+static void test_jwt_key_with_a_password_or_zero_ttl_is_refused(void **state)
+{
+	static const char *const pw[] = { "conn", "--jwt-key", "k", "-u", "a", "-P", "b", NULL };
+	static const char *const ttl[] = { "conn", "--jwt-key", "k", "--jwt-ttl", "0", NULL };
+	struct bench_options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, pw), OPTIONS_ERROR);
+	assert_int_equal(parse(&o, ttl), OPTIONS_ERROR);
+}
+
+static void test_cert_directory_needs_a_key_directory_and_no_resumption(void **state)
+{
+	static const char *const mixed[] = { "conn", "--cert", "/tmp", "--key", "/dev/null", NULL };
+	static const char *const dirs[] = { "conn", "--cert", "/tmp", "--key", "/tmp", NULL };
+	static const char *const resume[] = { "conn", "--cert", "/tmp", "--key", "/tmp", "--tls-resume", NULL };
+	struct bench_options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, mixed), OPTIONS_ERROR);
+	assert_int_equal(parse(&o, dirs), OPTIONS_OK);
+	assert_int_equal(parse(&o, resume), OPTIONS_ERROR);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -154,6 +195,9 @@ int main(void)
 		cmocka_unit_test(test_source_ips_single_address_is_a_range_of_one),
 		cmocka_unit_test(test_source_ips_reversed_or_malformed_are_refused),
 		cmocka_unit_test(test_unknown_scenario_is_refused),
+		cmocka_unit_test(test_jwt_key_defaults_the_username_and_the_claims),
+		cmocka_unit_test(test_jwt_key_with_a_password_or_zero_ttl_is_refused),
+		cmocka_unit_test(test_cert_directory_needs_a_key_directory_and_no_resumption),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
