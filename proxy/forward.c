@@ -39,11 +39,6 @@
 /* One read from the broker: four full TLS records. */
 #define UP_READ_MAX (64 * 1024)
 
-static size_t buf_len(const struct evbuffer *b)
-{
-	return b ? evbuffer_get_length(b) : 0;
-}
-
 static void drop_buffer(struct evbuffer **b)
 {
 	if (*b) {

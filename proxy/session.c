@@ -27,7 +27,7 @@ static const char *const state_names[] = {
 	"forwarding", "closing", "dead",
 };
 
-static uint64_t now_ms(void)
+uint64_t session_now_ms(void)
 {
 	struct timespec ts;
 
@@ -43,11 +43,6 @@ static struct session *session_get(void *arg)
 	if (s == NULL || s->magic != SESSION_MAGIC)
 		abort();
 	return s;
-}
-
-static size_t buf_len(const struct evbuffer *b)
-{
-	return b ? evbuffer_get_length(b) : 0;
 }
 
 static void leave_handshake_count(struct session *s)
@@ -166,7 +161,7 @@ static void log_close(struct session *s)
 	        cipher ? SSL_CIPHER_get_name(cipher) : "-", s->client_id ? s->client_id : "",
 	        s->mqtt_version, auth_method_name(s->auth ? (enum auth_method)s->auth->method : AUTH_NONE),
 	        s->auth && s->auth->user ? s->auth->user : "", (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-	        (unsigned long long)(now_ms() - s->start_ms),
+	        (unsigned long long)(session_now_ms() - s->start_ms),
 	        state_names[s->close_state], s->close_reason ? s->close_reason : "error");
 }
 
@@ -384,7 +379,7 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 	s->cfd = fd;
 	s->ufd = -1;
 	s->state = S_HANDSHAKE;
-	s->start_ms = now_ms();
+	s->start_ms = session_now_ms();
 	if (salen <= sizeof(s->addr))
 		memcpy(&s->addr, sa, salen);
 	ctx = proxy_get_ssl_ctx(w->proxy);

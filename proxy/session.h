@@ -122,6 +122,13 @@ void session_close_now(struct session *s, const char *reason);
 void session_free(struct session *s);
 
 /* Internal to proxy/session*.c and proxy/forward.c */
+static inline size_t buf_len(const struct evbuffer *b)
+{
+	return b ? evbuffer_get_length(b) : 0;
+}
+
+/* Monotonic milliseconds, for durations and the failure-delay table. */
+uint64_t session_now_ms(void);
 void session_rearm(struct session *s);
 /* Gives the client side a read turn on the next loop iteration even if the
  * socket is quiet (data may wait inside the SSL). */

@@ -181,14 +181,6 @@ static void log_auth_refusal(struct session *s, const struct auth_job *j, uint32
 	        s->mqtt_version, auth_method_name(j->method), reason_for(j->res.verdict), delay, detail);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint32_t failure_delay(struct session *s, const struct auth_material *m)
 {
 	const void *ip;
@@ -201,7 +193,7 @@ static uint32_t failure_delay(struct session *s, const struct auth_material *m)
 		ip = &s->addr.in.sin_addr;
 		len = 4;
 	}
-	return faildelay_record(s->w->proxy->faildelay, ip, len, mono_ms(), m->fail_delay_ms);
+	return faildelay_record(s->w->proxy->faildelay, ip, len, session_now_ms(), m->fail_delay_ms);
 }
 
 static void complete(struct session *s, struct auth_job *j)
