@@ -1,23 +1,27 @@
 /*
  * The forwarding path: how bytes cross mqtls without being copied.
  *
- * client -> broker: SSL_read decrypts straight into free space reserved at
- *   the tail of s->to_up (evbuffer_reserve_space / evbuffer_commit_space);
- *   evbuffer_write then hands those same chains to writev(2) on the broker
- *   socket. The decryption is the only copy.
- * broker -> client: evbuffer_read fills s->to_client's chains with readv(2);
- *   SSL_write encrypts from the first chain in place (evbuffer_peek) and the
- *   consumed bytes are drained. The encryption is the only copy.
+ * client -> broker: SSL_read decrypts into free space reserved at the tail of
+ *   s->to_up (evbuffer_reserve_space / evbuffer_commit_space); evbuffer_write
+ *   then hands those same chains to writev(2) on the broker socket. Besides
+ *   the decryption, BoringSSL copies the plaintext out of its record buffer
+ *   (its public API cannot decrypt into ours), and tls/sock.c may copy
+ *   ciphertext once from its read-ahead into BoringSSL's buffer, which is
+ *   what lets one recv(2) carry a whole record or several.
+ * broker -> client: readv(2) fills s->to_client's reserved chains; SSL_write
+ *   encrypts from the first chain in place (evbuffer_peek) and the consumed
+ *   bytes are drained. The encryption is the only copy.
  *
- * Ciphertext never enters our buffers: the SSL reads and writes the client
- * socket itself. A buffer exists only while it holds data and is freed once
- * drained, so an idle connection owns no buffer at all.
+ * No payload byte is copied between our own buffers. A buffer exists only
+ * while it holds data and is freed once drained, so an idle connection owns
+ * no buffer at all.
  *
  * Backpressure: each buffer is bounded by --max-buffer. While to_up is full
  * the client is not read; while to_client is full the broker is not read
- * (session_rearm decides which events are armed). Because a whole TLS record
- * may already sit decrypted inside the SSL when we stop reading, resuming
- * checks SSL_has_pending and schedules a read even if the socket is quiet.
+ * (session_rearm decides which events are armed). Because a record may
+ * already sit inside the SSL, or read ahead in tls/sock.c, when we stop
+ * reading, resuming checks both and schedules a read even if the socket is
+ * quiet.
  *
  * Each function below runs in any state and returns quietly when the state
  * does not allow it; errors end the session through session_close().
@@ -239,8 +243,6 @@ void forward_up_in(struct session *s)
 /* Writes to_up to the broker socket with writev. */
 void forward_up_out(struct session *s)
 {
-	int was_full = buf_len(s->to_up) >= s->w->proxy->max_buffer;
-
 	if (s->ufd < 0 || (s->state != S_FORWARDING && s->state != S_CLOSING))
 		return;
 	if (s->flags & F_UP_DEAD) {
@@ -261,9 +263,4 @@ void forward_up_out(struct session *s)
 	}
 	if (buf_len(s->to_up) == 0)
 		drop_buffer(&s->to_up);
-	/* Reading the client resumes; bytes already decrypted inside the SSL
-	 * would not wake the socket event, so ask for a turn explicitly. */
-	if (was_full && buf_len(s->to_up) < s->w->proxy->max_buffer && s->state == S_FORWARDING &&
-	    SSL_has_pending(s->ssl))
-		session_kick_read(s);
 }

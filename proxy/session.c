@@ -145,6 +145,11 @@ void session_rearm(struct session *s)
 	/* A requested read turn must survive the re-assignment above. */
 	if ((s->flags & F_KICK_READ) && (want & ARM_CLIENT))
 		event_active(&s->ev_client, EV_READ, 0);
+	/* Bytes already read from the socket (inside the SSL or read ahead)
+	 * would not wake the socket event: reading them needs a turn. */
+	else if ((want & ARM_CLIENT_READ) && s->state != S_HANDSHAKE &&
+	         (tls_sock_buffered(&s->sock) || SSL_has_pending(s->ssl)))
+		session_kick_read(s);
 }
 
 static void log_close(struct session *s)
@@ -371,6 +376,7 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 {
 	struct session *s = calloc(1, sizeof(*s));
 	SSL_CTX *ctx = NULL;
+	BIO *bio;
 
 	if (s == NULL)
 		goto err;
@@ -385,8 +391,11 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 	ctx = proxy_get_ssl_ctx(w->proxy);
 	s->ssl = SSL_new(ctx);
 	SSL_CTX_free(ctx);      /* the SSL holds its own reference */
-	if (s->ssl == NULL || !SSL_set_fd(s->ssl, fd) || !tls_peer_attach(s->ssl, &s->peer))
+	s->sock.fd = fd;
+	if (s->ssl == NULL || !tls_peer_attach(s->ssl, &s->peer) ||
+	    (bio = tls_sock_bio_new(&s->sock)) == NULL)
 		goto err;
+	SSL_set_bio(s->ssl, bio, bio);    /* the SSL owns the BIO */
 	SSL_set_accept_state(s->ssl);
 	/* Frees the certificate/key configuration copy once the handshake is
 	 * over: ~700 bytes of every idle connection (DESIGN.md §4). */
@@ -401,6 +410,7 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 err:
 	if (s) {
 		SSL_free(s->ssl);
+		tls_sock_cleanup(&s->sock);
 		free(s);
 	}
 	close(fd);
@@ -418,6 +428,7 @@ void session_free(struct session *s)
 	if (s == NULL)
 		return;
 	SSL_free(s->ssl);
+	tls_sock_cleanup(&s->sock);
 	if (s->to_up)
 		evbuffer_free(s->to_up);
 	if (s->to_client)

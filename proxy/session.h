@@ -22,6 +22,7 @@
 
 #include "mqtt/framer.h"
 #include "tls/peer.h"
+#include "tls/sock.h"
 
 #define SESSION_MAGIC 0x6d71746cu   /* "mqtl" */
 
@@ -88,6 +89,7 @@ struct session {
 	int cfd;                        /* client socket, owned */
 	int ufd;                        /* broker socket, owned, -1 if none */
 	SSL *ssl;                       /* owned */
+	struct tls_sock sock;           /* the client fd as the SSL's BIO sees it */
 	struct worker *w;               /* borrowed */
 	struct session *next, *prev;    /* worker's list */
 	/* One event per socket, re-assigned when the wanted READ/WRITE set
