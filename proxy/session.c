@@ -6,7 +6,8 @@
  * Every libevent callback here ends with session_settle(), which either
  * finishes a CLOSING session whose buffers are flushed or re-arms exactly the
  * events the current state and buffers call for (session_rearm). No other
- * code adds or deletes a session's events.
+ * code arms the socket events; they are only removed on the way out
+ * (session_close_upstream, session_finish).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -104,6 +105,7 @@ void session_rearm(struct session *s)
 	size_t up = buf_len(s->to_up), down = buf_len(s->to_client);
 	int client_ok = !(s->flags & F_CLIENT_DEAD);
 	uint8_t want = 0;
+
 	switch (s->state) {
 	case S_HANDSHAKE:
 		want = (s->flags & F_HS_WANTS_WRITE) ? ARM_CLIENT_WRITE : ARM_CLIENT_READ;
