@@ -24,8 +24,10 @@ struct tls_sock {
 	uint8_t *buf;           /* owned, NULL when empty */
 };
 
-/* A new BIO over |t| (borrowed; must outlive the BIO). Returns NULL on
- * failure. Hand it to SSL_set_bio, which takes ownership. */
+/* A new BIO over |t| (borrowed; must outlive the BIO), which must be zeroed
+ * apart from |fd|. Returns NULL on failure. Hand it to SSL_set_bio, which
+ * takes ownership; freeing the SSL does not free |t|'s buffer, call
+ * tls_sock_cleanup for that. SSL_get_fd does not see through this BIO. */
 BIO *tls_sock_bio_new(struct tls_sock *t);
 
 /* 1 if bytes were read from the socket that the SSL has not consumed yet:
