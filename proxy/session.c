@@ -348,7 +348,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		session_refuse(s, -1, "broker_timeout");
 		break;
 	case S_FORWARDING:
-		session_auth_expired(s);
+		session_auth_timer_forwarding(s);
 		break;
 	case S_CLOSING:
 		/* The peers had their chance to take the rest: drop it. */

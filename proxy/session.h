@@ -71,7 +71,9 @@ struct session_auth {
 	uint8_t refusing;               /* a refusal waits for its delay */
 	uint8_t refusal;                /* enum mqtt_refusal */
 	uint8_t track_down;             /* count broker->client packet boundaries */
-	uint8_t expiring;               /* token expired mid-packet: finishing that packet */
+	uint8_t expiring;               /* ending mid-packet: finishing that packet first */
+	uint8_t end_code;               /* the DISCONNECT reason sent once it is finished */
+	const char *end_reason;         /* and the close reason logged */
 	const char *refusal_reason;
 	char *user;                     /* escaped identity, owned */
 	int64_t expires;                /* token end (with leeway), 0 if none */
@@ -153,7 +155,8 @@ void session_auth_free(struct session_auth *a);
 int session_auth_timer(struct session *s);
 void session_auth_forwarding(struct session *s);
 void session_auth_track(struct session *s, struct evbuffer *buf, size_t from);
-void session_auth_expired(struct session *s);
+void session_auth_timer_forwarding(struct session *s);
+void session_end_v5(struct session *s, uint8_t code, const char *reason);
 size_t session_auth_read_limit(const struct session *s, size_t room);
 void session_auth_after_read(struct session *s);
 void session_maybe_finish(struct session *s);

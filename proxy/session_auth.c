@@ -325,7 +325,6 @@ void session_auth_forwarding(struct session *s)
 		left_ms = 1;
 	tv.tv_sec = left_ms / 1000;
 	tv.tv_usec = (left_ms % 1000) * 1000;
-	s->auth->track_down = s->mqtt_version == MQTT_V5;
 	event_add(&s->ev_timer, &tv);
 }
 
@@ -368,13 +367,33 @@ size_t session_auth_read_limit(const struct session *s, size_t room)
 
 void session_auth_after_read(struct session *s)
 {
-	if (s->auth && s->auth->expiring && s->auth->down.state == 0 && s->state == S_FORWARDING)
-		session_auth_expired(s);
+	struct session_auth *a = s->auth;
+
+	if (a && a->expiring && a->down.state == 0 && s->state == S_FORWARDING)
+		session_end_v5(s, a->end_code, a->end_reason);
 }
 
-void session_auth_expired(struct session *s)
+/* The session timer in FORWARDING: either a token expired, or a packet we
+ * were waiting for did not complete within the grace period. */
+void session_auth_timer_forwarding(struct session *s)
 {
-	static const struct timeval grace = { 5, 0 };
+	struct session_auth *a = s->auth;
+
+	if (a && a->expiring)
+		session_end_v5(s, a->end_code, a->end_reason);
+	else
+		session_end_v5(s, 0xA0, "token_expired");
+}
+
+/*
+ * Ends a forwarding session. An MQTT 5 client whose broker stream is being
+ * followed first gets a DISCONNECT with |code| (0xA0 token expired, 0x8B
+ * server shutting down), placed between two broker packets; any other
+ * client is just closed with |reason| logged.
+ */
+void session_end_v5(struct session *s, uint8_t code, const char *reason)
+{
+	static const struct timeval grace = { 2, 0 };
 	struct session_auth *a = s->auth;
 	uint8_t pkt[4];
 	size_t n = 0;
@@ -392,6 +411,8 @@ void session_auth_expired(struct session *s)
 			 * broker finish it, then disconnect (or give up after the
 			 * grace period and just close). */
 			a->expiring = 1;
+			a->end_code = code;
+			a->end_reason = reason;
 			event_add(&s->ev_timer, &grace);
 			return;
 		}
@@ -413,7 +434,7 @@ void session_auth_expired(struct session *s)
 			}
 		}
 		if (!a->down.lost)
-			n = mqtt_disconnect_build_v5(0xA0, pkt, sizeof(pkt));
+			n = mqtt_disconnect_build_v5(code, pkt, sizeof(pkt));
 	}
 	if (n > 0) {
 		if (s->to_client == NULL)
@@ -421,6 +442,6 @@ void session_auth_expired(struct session *s)
 		if (s->to_client)
 			evbuffer_add(s->to_client, pkt, n);
 	}
-	session_close(s, "token_expired");
+	session_close(s, reason);
 	forward_client_out(s);
 }

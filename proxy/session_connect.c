@@ -161,6 +161,12 @@ static void enter_forwarding(struct session *s)
 {
 	s->state = S_FORWARDING;
 	event_del(&s->ev_timer);
+	/* An MQTT 5 client can be told why it is disconnected (shutdown, token
+	 * expiry) if the broker's packet boundaries are known: follow them. */
+	if (s->mqtt_version == MQTT_V5 && s->auth == NULL)
+		s->auth = calloc(1, sizeof(*s->auth));
+	if (s->auth)
+		s->auth->track_down = s->mqtt_version == MQTT_V5;
 	session_auth_forwarding(s);
 	forward_up_out(s);
 }

@@ -141,10 +141,16 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 		close(w->lfd[i]);
 		w->lfd[i] = -1;
 	}
-	/* Each session flushes what it holds and sends close_notify. */
+	/* Each session flushes what it holds and sends close_notify; MQTT 5
+	 * clients first get DISCONNECT 0x8B "server shutting down". */
 	for (s = w->sessions; s; s = next) {
 		next = s->next;
-		session_close_now(s, "shutdown");
+		if (s->state == S_FORWARDING) {
+			session_end_v5(s, 0x8B, "shutdown");
+			session_settle_external(s);
+		} else {
+			session_close_now(s, "shutdown");
+		}
 	}
 	if (w->sessions == NULL)
 		event_base_loopbreak(w->base);

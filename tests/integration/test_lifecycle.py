@@ -152,6 +152,23 @@ def sigterm_closes_open_sessions_and_exits_zero(ctx):
                3, "the broker to see the upstream connection end")
 
 
+@test
+def sigterm_sends_v5_clients_disconnect_0x8b_first(ctx):
+    b, m = ctx.pair()
+    s, r = _connack(ctx, m, "v5-shutdown", version=5)
+    # A broker packet in flight first: the DISCONNECT must come after it, whole.
+    s.sendall(w.subscribe(1, "itest/shutdown", 0, version=5))
+    t, _, _ = r.read(5)
+    check(t == w.SUBACK, "want SUBACK, got type %d" % t)
+    rc = m.stop(signal.SIGTERM, timeout=8)
+    check(rc == 0, "exit code %d after SIGTERM" % rc)
+    seen = r.expect_closed(3)
+    check([p[0] for p in seen] == [w.DISCONNECT], "want exactly one DISCONNECT, got %r" % seen)
+    check(seen[0][2][:1] == b"\x8b", "DISCONNECT reason %r, want 0x8B" % seen[0][2])
+    c = [c for c in m.close_lines() if c.get("client_id") == "v5-shutdown"]
+    check(c and c[0].get("reason") == "shutdown", "close lines %r" % m.close_lines())
+
+
 # -- addresses -------------------------------------------------------------------
 
 def _has_ipv6():
