@@ -66,13 +66,16 @@ $(B)/mqtls: $(B)/obj/proxy/main.o $(B)/libmqtls.a
 $(B)/mqtls-bench: $(B)/obj/bench/main.o $(B)/libbench.a $(B)/libmqtls.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libbench.a $(B)/libmqtls.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $^ -lcmocka $(LIBS)
+# Test helpers shared by several test files are headers in tests/unit/.
+TEST_HDR   = $(wildcard tests/unit/*.h)
 
-$(B)/asan/tests/%: tests/unit/%.c $(B)/libmqtls-asan.a
+$(B)/tests/%: tests/unit/%.c $(B)/libbench.a $(B)/libmqtls.a $(TEST_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -std=c11 $(WARN) -Wno-missing-prototypes $(SAN_FLAGS) -o $@ $^ -lcmocka $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $(filter-out %.h,$^) -lcmocka $(LIBS)
+
+$(B)/asan/tests/%: tests/unit/%.c $(B)/libmqtls-asan.a $(TEST_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 $(WARN) -Wno-missing-prototypes $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) -lcmocka $(LIBS)
 
 # Fuzz targets are built with clang's libFuzzer and link the library code
 # compiled with the same instrumentation.

@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "tls/context.h"
+#include "tests/unit/tls_test_util.h"
 #include "tls/io.h"
 
 struct env {
@@ -38,49 +39,6 @@ struct conn {
 	int sfd, cfd;
 	int relay_s, relay_c;   /* -1 without a relay */
 };
-
-static int set_nonblocking(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
-}
-
-/* Makes a self-signed P-256 certificate |name|.pem with key |name|.key in
- * |dir|, padded with a comment of |pad| bytes, and a server context for it. */
-static SSL_CTX *make_server_ctx(const char *dir, const char *name, size_t pad)
-{
-	struct tls_server_opts o = { 0 };
-	char cert[96], key[96], err[256], *cmd, *comment;
-	size_t cap = 1024 + pad;
-	SSL_CTX *ctx = NULL;
-
-	cmd = malloc(cap);
-	comment = malloc(pad + 1);
-	if (cmd == NULL || comment == NULL)
-		goto err;
-	memset(comment, 'A', pad);
-	comment[pad] = '\0';
-	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, name);
-	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
-	snprintf(cmd, cap,
-	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s "
-	         "-out %s -subj /CN=localhost -days 30 %s%s >/dev/null 2>&1", key, cert,
-	         pad ? "-addext nsComment=" : "", comment);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "# openssl failed making %s\n", cert);
-		goto err;
-	}
-	o.cert_file = cert;
-	o.key_file = key;
-	ctx = tls_server_ctx_new(&o, err, sizeof(err));
-	if (ctx == NULL)
-		fprintf(stderr, "# server context: %s\n", err);
-err:
-	free(cmd);
-	free(comment);
-	return ctx;
-}
 
 static int group_setup(void **state)
 {
@@ -107,36 +65,9 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void socket_pair(int *a, int *b)
-{
-	int sv[2];
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_true(set_nonblocking(sv[0]) && set_nonblocking(sv[1]));
-	*a = sv[0];
-	*b = sv[1];
-}
-
-/* Moves whatever is readable from |from| to |to|; returns the byte count. */
-static size_t relay_once(int from, int to)
-{
-	char buf[65536];
-	size_t total = 0;
-	ssize_t n;
-
-	while ((n = read(from, buf, sizeof(buf))) > 0) {
-		assert_int_equal(write(to, buf, (size_t)n), n);
-		total += (size_t)n;
-	}
-	return total;
-}
-
 static void pump(struct conn *k)
 {
-	if (k->relay_s < 0)
-		return;
-	while (relay_once(k->relay_c, k->relay_s) + relay_once(k->relay_s, k->relay_c) > 0)
-		;
+	relay_pump(k->relay_s, k->relay_c);
 }
 
 static void conn_open(struct env *env, struct conn *k, uint16_t version, int with_relay)
@@ -201,13 +132,6 @@ static void conn_close(struct conn *k)
 	if (k->relay_c >= 0)
 		close(k->relay_c);
 	ERR_clear_error();
-}
-
-static int readable(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 static void client_write_all(struct conn *k, const void *buf, size_t len)

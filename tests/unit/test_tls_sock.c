@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "tls/context.h"
+#include "tests/unit/tls_test_util.h"
 #include "tls/io.h"
 #include "tls/sock.h"
 
@@ -54,36 +55,6 @@ struct conn {
 	int relay_s, relay_c;   /* -1 without a relay */
 };
 
-static int set_nonblocking(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
-}
-
-static SSL_CTX *make_server_ctx(const char *dir)
-{
-	struct tls_server_opts o = { 0 };
-	char cert[96], key[96], err[256], cmd[512];
-	SSL_CTX *ctx;
-
-	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
-	snprintf(key, sizeof(key), "%s/server.key", dir);
-	snprintf(cmd, sizeof(cmd),
-	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s "
-	         "-out %s -subj /CN=localhost -days 30 >/dev/null 2>&1", key, cert);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "# openssl failed making %s\n", cert);
-		return NULL;
-	}
-	o.cert_file = cert;
-	o.key_file = key;
-	ctx = tls_server_ctx_new(&o, err, sizeof(err));
-	if (ctx == NULL)
-		fprintf(stderr, "# server context: %s\n", err);
-	return ctx;
-}
-
 /* SIGPIPE keeps its default action on purpose: a write to a closed peer
  * without MSG_NOSIGNAL would kill the test program. */
 static int group_setup(void **state)
@@ -94,7 +65,7 @@ static int group_setup(void **state)
 	if (mkdtemp(env.dir) == NULL)
 		return -1;
 	*state = &env;
-	env.server_ctx = make_server_ctx(env.dir);
+	env.server_ctx = make_server_ctx(env.dir, "server", 0);
 	return env.server_ctx ? 0 : -1;
 }
 
@@ -108,16 +79,6 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void socket_pair(int *a, int *b)
-{
-	int sv[2];
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_true(set_nonblocking(sv[0]) && set_nonblocking(sv[1]));
-	*a = sv[0];
-	*b = sv[1];
-}
-
 /* Bytes waiting in |fd|'s receive queue. */
 static int queued(int fd)
 {
@@ -125,13 +86,6 @@ static int queued(int fd)
 
 	assert_int_equal(ioctl(fd, FIONREAD, &n), 0);
 	return n;
-}
-
-static int readable(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 static void send_all(int fd, const void *buf, size_t len)
@@ -395,25 +349,9 @@ static void test_cleanup_drops_a_non_empty_buffer(void **state)
 
 /* ---- under TLS ------------------------------------------------------------ */
 
-static size_t relay_once(int from, int to)
-{
-	char buf[65536];
-	size_t total = 0;
-	ssize_t n;
-
-	while ((n = read(from, buf, sizeof(buf))) > 0) {
-		assert_int_equal(write(to, buf, (size_t)n), n);
-		total += (size_t)n;
-	}
-	return total;
-}
-
 static void pump(struct conn *k)
 {
-	if (k->relay_s < 0)
-		return;
-	while (relay_once(k->relay_c, k->relay_s) + relay_once(k->relay_s, k->relay_c) > 0)
-		;
+	relay_pump(k->relay_s, k->relay_c);
 }
 
 /* Sockets and both SSLs, no handshake yet. */
