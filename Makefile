@@ -1,5 +1,5 @@
 # mqtls: one `make` builds everything into build/.
-# Targets: all deps demo test unit asan integration fuzz bench clean
+# Targets: all deps demo test unit asan integration fuzz bench stress soak clean
 
 CC        ?= cc
 FUZZCC    ?= clang
@@ -35,7 +35,7 @@ ASAN_BIN   = $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 BENCH_BIN  = $(if $(wildcard bench/main.c),$(B)/mqtls-bench)
 
-.PHONY: all deps demo test unit asan integration fuzz bench clean check-deps
+.PHONY: all deps demo test unit asan integration fuzz bench stress soak clean check-deps
 all: $(B)/mqtls $(BENCH_BIN) $(UNIT_BIN)
 
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/*/*/*.d $(B)/asan/*/*.d $(B)/asan/*/*/*.d)
@@ -63,6 +63,11 @@ $(B)/libmqtls-asan.a: $(ASAN_OBJ)
 $(B)/mqtls: $(B)/obj/proxy/main.o $(B)/libmqtls.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
+# The daemon itself under ASan+UBSan: the integration and hostile-load suites
+# run against it too (tests/run.sh, suite asan-integration).
+$(B)/asan/mqtls: $(B)/asan/proxy/main.o $(B)/libmqtls-asan.a
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+
 $(B)/mqtls-bench: $(B)/obj/bench/main.o $(B)/libbench.a $(B)/libmqtls.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
@@ -87,7 +92,7 @@ deps:
 	@sh tests/deps.sh
 
 unit: $(UNIT_BIN)
-asan: $(ASAN_BIN)
+asan: $(ASAN_BIN) $(B)/asan/mqtls
 fuzz: $(FUZZ_BIN)
 
 # `make test` installs what is missing, builds, and runs every suite; the
@@ -95,6 +100,17 @@ fuzz: $(FUZZ_BIN)
 test: deps
 	@$(MAKE) --no-print-directory all asan fuzz
 	@bash tests/run.sh
+
+# The hostile-load suite at full size (minutes): longer attacks, more sockets.
+stress: deps
+	@$(MAKE) --no-print-directory all
+	@MQTLS_STRESS=1 /usr/bin/python3 tests/integration/run.py -j 1 hostile
+
+# 9,000 TLS clients held through two broker restarts; SOAK_SECONDS sets the
+# time (default 600). make test runs a 2-minute version.
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 tests/soak/soak.py --seconds $${SOAK_SECONDS:-600}
 
 demo: deps
 	@$(MAKE) --no-print-directory $(B)/mqtls

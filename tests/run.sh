@@ -3,10 +3,11 @@
 # Suites speak TAP ("ok N - name" / "not ok N - name"); a suite that dies
 # without reporting a failure counts as one failure.
 #   tests/run.sh            everything
-#   SUITES="unit integration" tests/run.sh   a subset (link unit asan demo integration bench deploy fuzz)
+#   SUITES="unit integration" tests/run.sh   a subset (link unit asan demo integration
+#                                            asan-integration soak bench deploy fuzz)
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-"link unit asan demo integration bench deploy fuzz"}
+SUITES=${SUITES:-"link unit asan demo integration asan-integration soak bench deploy fuzz"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 LOG=build/test-logs
 mkdir -p "$LOG"
@@ -78,6 +79,23 @@ for suite in $SUITES; do
 		out="$LOG/integration.tap"
 		timeout 900 /usr/bin/python3 tests/integration/run.py > "$out" 2>&1
 		tally integration "$out" $?
+		;;
+	asan-integration)
+		# The same suite (hostile load included) against the daemon built
+		# with ASan+UBSan; any sanitizer report kills that mqtls, which the
+		# harness reports as an unexpected exit.
+		out="$LOG/asan-integration.tap"
+		MQTLS_BIN=build/asan/mqtls ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+			UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+			timeout 1200 /usr/bin/python3 tests/integration/run.py > "$out" 2>&1
+		tally asan-integration "$out" $?
+		;;
+	soak)
+		if [ -f tests/soak/soak.py ]; then
+			out="$LOG/soak.tap"
+			timeout 600 /usr/bin/python3 tests/soak/soak.py --seconds "${SOAK_TEST_SECONDS:-120}" --tap > "$out" 2>&1
+			tally soak "$out" $?
+		fi
 		;;
 	bench)
 		if [ -f bench/tests/run.sh ]; then
