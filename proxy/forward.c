@@ -83,8 +83,11 @@ void forward_client_in(struct session *s)
 		r = tls_read(s->ssl, v.iov_base, v.iov_len, &n);
 		v.iov_len = n;
 		evbuffer_commit_space(s->to_up, &v, r == TLS_IO_OK ? 1 : 0);
+		if (r == TLS_IO_WANT_READ)
+			s->flags |= F_READ_IDLE;
 		if (r != TLS_IO_OK)
 			break;
+		s->flags &= ~F_READ_IDLE;
 		s->bytes_in += n;
 		/* The first record goes to the broker before looking for more:
 		 * the read that finds the socket empty then adds no latency to a

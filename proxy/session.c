@@ -148,8 +148,13 @@ void session_rearm(struct session *s)
 	if ((s->flags & F_KICK_READ) && (want & ARM_CLIENT))
 		event_active(&s->ev_client, EV_READ, 0);
 	/* Bytes already read from the socket (inside the SSL or read ahead)
-	 * would not wake the socket event: reading them needs a turn. */
-	else if ((want & ARM_CLIENT_READ) && s->state != S_HANDSHAKE &&
+	 * would not wake the socket event: reading them needs a turn. But only
+	 * when the last read stopped for another reason than an empty socket:
+	 * after WANT_READ, what the SSL holds is an incomplete record that only
+	 * more socket bytes can finish, and a turn that cannot make progress
+	 * must not schedule itself again (it would spin the loop forever and
+	 * starve every other connection and timer on it). */
+	else if ((want & ARM_CLIENT_READ) && s->state != S_HANDSHAKE && !(s->flags & F_READ_IDLE) &&
 	         (tls_sock_buffered(&s->sock) || SSL_has_pending(s->ssl)))
 		session_kick_read(s);
 }

@@ -59,6 +59,7 @@ enum {
 	F_TLS_DONE = 1 << 8,            /* handshake completed: close_notify makes sense */
 	F_UP_EVENTS = 1 << 9,           /* ev_up is assigned */
 	F_KICK_READ = 1 << 10,          /* a client read turn was requested by event_active */
+	F_READ_IDLE = 1 << 11,          /* the last client read found the socket empty */
 };
 
 struct worker;
