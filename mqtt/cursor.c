@@ -155,6 +155,21 @@ int mqtt_utf8_valid(const uint8_t *p, size_t len)
 	return utf8_scan(p, len, 0);
 }
 
+int mqtt_utf8_valid_printable(const uint8_t *p, size_t len)
+{
+	if (len > 65535 || !mqtt_utf8_valid(p, len))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return 0;
+		/* U+0080..U+009F are C2 80..C2 9F; the scan above proved that a
+		 * C2 here leads a two-byte sequence. */
+		if (p[i] == 0xc2 && p[i + 1] <= 0x9f)
+			return 0;
+	}
+	return 1;
+}
+
 int mqtt_utf8_valid_data(const uint8_t *p, size_t len)
 {
 	return utf8_scan(p, len, 1);

@@ -45,6 +45,11 @@ int cursor_utf8(struct cursor *c, struct slice *out);
 
 /* Returns 1 if the bytes are well-formed MQTT UTF-8 as described above. */
 int mqtt_utf8_valid(const uint8_t *p, size_t len);
+/* Returns 1 if the bytes are an MQTT string (well-formed, at most 65,535
+ * bytes) without the control characters U+0001..U+001F and U+007F..U+009F
+ * that a string SHOULD NOT hold (1.5.4) and a broker MAY drop a client for:
+ * the test for names mqtls itself puts into a CONNECT. */
+int mqtt_utf8_valid_printable(const uint8_t *p, size_t len);
 /* Returns 1 if the bytes are well-formed UTF-8 but allows U+0000: the rule
  * for "UTF-8 Encoded Character Data" payloads (5.0 3.3.2.3.2), which are
  * not MQTT strings. */

@@ -30,6 +30,8 @@ struct config {
 	long max_buffer;          /* bytes buffered per direction per connection */
 	long max_handshakes;      /* concurrent TLS handshakes per worker */
 	long max_connections;     /* per worker */
+	long hello_timeout;       /* seconds, accept -> complete ClientHello */
+	long max_handshakes_per_ip;   /* per worker; 0: no cap */
 	char *log_level;
 	char *ready_file;
 	char *config_file;
@@ -51,6 +53,9 @@ struct config {
 	char *upstream_password_file;
 	long auth_threads;
 	long auth_fail_delay;         /* ms */
+	long max_auth_queue;          /* slow checks queued or running, per worker */
+	long max_auth_per_ip;         /* per worker; 0: no cap */
+	long max_auth_per_user;       /* per worker; 0: no cap */
 	int users_strict;             /* not an option: a reload refuses bad lines */
 };
 

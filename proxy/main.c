@@ -155,6 +155,8 @@ int main(int argc, char **argv)
 	p.max_buffer = (size_t)cfg.max_buffer;
 	p.max_connect_size = (size_t)cfg.max_connect_size;
 	seconds(&p.handshake_timeout, cfg.handshake_timeout);
+	seconds(&p.hello_timeout, cfg.hello_timeout < cfg.handshake_timeout ? cfg.hello_timeout
+	                                                                    : cfg.handshake_timeout);
 	seconds(&p.connect_timeout, cfg.connect_timeout);
 	seconds(&p.upstream_timeout, cfg.upstream_timeout);
 	seconds(&p.linger_timeout, 5);

@@ -49,6 +49,7 @@ static void *pool_main(void *arg)
 
 	for (;;) {
 		struct pool_job *job;
+		int stopping;
 
 		pthread_mutex_lock(&p->lock);
 		while (p->head == NULL && !p->stopping)
@@ -59,10 +60,15 @@ static void *pool_main(void *arg)
 			if (p->head == NULL)
 				p->tail = NULL;
 		}
+		stopping = p->stopping;
 		pthread_mutex_unlock(&p->lock);
 		if (job == NULL)
 			return NULL;
-		job->run(job);
+		/* At shutdown the queue is emptied without running it: its
+		 * clients are being closed, and a backlog of slow hashes must
+		 * not hold the process past its stop deadline. */
+		if (!stopping)
+			job->run(job);
 		go_home(job);
 	}
 }

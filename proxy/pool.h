@@ -32,8 +32,9 @@ struct pool;
 
 /* Starts |threads| threads. Returns NULL on failure. */
 struct pool *pool_new(int threads);
-/* Stops the threads after the queued jobs ran; their `done` callbacks are
- * queued to their homes but not run. pool_free(NULL) is a no-op. */
+/* Stops the threads once the jobs that are running finish; queued jobs are
+ * not run. Every job's `done` callback is queued to its home but not run.
+ * pool_free(NULL) is a no-op. */
 void pool_free(struct pool *p);
 /* Queues |job| (borrowed until its `done` ran); job->home must be set. */
 void pool_submit(struct pool *p, struct pool_job *job);

@@ -23,6 +23,7 @@ struct proxy {
 	struct address upstream;
 	size_t max_buffer;
 	size_t max_connect_size;
+	struct timeval hello_timeout;      /* accept -> complete ClientHello */
 	struct timeval handshake_timeout;
 	struct timeval connect_timeout;
 	struct timeval upstream_timeout;

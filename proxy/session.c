@@ -50,7 +50,7 @@ static void leave_handshake_count(struct session *s)
 {
 	if (s->flags & F_IN_HANDSHAKE_COUNT) {
 		s->flags &= ~F_IN_HANDSHAKE_COUNT;
-		worker_handshake_done(s->w);
+		worker_handshake_done(s->w, s);
 	}
 }
 
@@ -88,6 +88,8 @@ static void assign_events(struct session *s, struct event *ev, int fd, int rd, i
 
 	event_del(ev);
 	event_assign(ev, s->w->base, fd, what | EV_PERSIST, cb, s);
+	/* Live sessions are served before handshakes (worker.h). */
+	event_priority_set(ev, s->state == S_HANDSHAKE ? PRI_NEW : PRI_LIVE);
 	if (what)
 		event_add(ev, NULL);
 }
@@ -138,7 +140,8 @@ void session_rearm(struct session *s)
 	default:
 		break;
 	}
-	if ((want & ARM_CLIENT) != (s->armed & ARM_CLIENT))
+	if ((want & ARM_CLIENT) != (s->armed & ARM_CLIENT) ||
+	    event_get_priority(&s->ev_client) != (s->state == S_HANDSHAKE ? PRI_NEW : PRI_LIVE))
 		assign_events(s, &s->ev_client, s->cfd, want & ARM_CLIENT_READ, want & ARM_CLIENT_WRITE,
 		              on_client_event);
 	if ((want & ARM_UP) != (s->armed & ARM_UP))
@@ -264,6 +267,24 @@ static void handshake_failed(struct session *s)
 	session_close(s, "handshake_failed");
 }
 
+/* Once the ClientHello is complete, the rest of the handshake gets what is
+ * left of --handshake-timeout instead of the short --hello-timeout. */
+static void hello_deadline_passed(struct session *s)
+{
+	const struct timeval *hs = &s->w->proxy->handshake_timeout;
+	uint64_t limit = (uint64_t)hs->tv_sec * 1000 + (uint64_t)hs->tv_usec / 1000;
+	uint64_t spent = session_now_ms() - s->start_ms;
+	uint64_t left = spent < limit ? limit - spent : 1;
+	struct timeval tv;
+
+	if ((s->flags & F_HELLO_DONE) || !s->peer.hello_seen)
+		return;
+	s->flags |= F_HELLO_DONE;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	set_timer(s, &tv);
+}
+
 static void do_handshake(struct session *s)
 {
 	switch (tls_handshake(s->ssl)) {
@@ -279,9 +300,11 @@ static void do_handshake(struct session *s)
 		break;
 	case TLS_IO_WANT_READ:
 		s->flags &= ~F_HS_WANTS_WRITE;
+		hello_deadline_passed(s);
 		break;
 	case TLS_IO_WANT_WRITE:
 		s->flags |= F_HS_WANTS_WRITE;
+		hello_deadline_passed(s);
 		break;
 	default:
 		handshake_failed(s);
@@ -338,7 +361,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	switch (s->state) {
 	case S_HANDSHAKE:
 		s->flags |= F_CLIENT_DEAD;
-		session_close(s, "handshake_timeout");
+		session_close(s, (s->flags & F_HELLO_DONE) ? "handshake_timeout" : "hello_timeout");
 		break;
 	case S_AWAIT_CONNECT:
 		session_close(s, "connect_timeout");
@@ -409,9 +432,11 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 	SSL_set_shed_handshake_config(s->ssl, 1);
 	s->peer.want_identity = w->proxy->identity_kind;
 	event_assign(&s->ev_client, w->base, fd, EV_PERSIST, on_client_event, s);
+	event_priority_set(&s->ev_client, PRI_NEW);
 	evtimer_assign(&s->ev_timer, w->base, on_timer, s);
+	event_priority_set(&s->ev_timer, PRI_LIVE);
 	s->flags |= F_IN_HANDSHAKE_COUNT;
-	set_timer(s, &w->proxy->handshake_timeout);
+	set_timer(s, &w->proxy->hello_timeout);
 	session_rearm(s);
 	return s;
 err:
@@ -427,6 +452,7 @@ err:
 void session_assign_upstream(struct session *s)
 {
 	event_assign(&s->ev_up, s->w->base, s->ufd, EV_PERSIST, on_up_event, s);
+	event_priority_set(&s->ev_up, PRI_LIVE);
 	s->flags |= F_UP_EVENTS;
 }
 

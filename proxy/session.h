@@ -60,6 +60,7 @@ enum {
 	F_UP_EVENTS = 1 << 9,           /* ev_up is assigned */
 	F_KICK_READ = 1 << 10,          /* a client read turn was requested by event_active */
 	F_READ_IDLE = 1 << 11,          /* the last client read found the socket empty */
+	F_HELLO_DONE = 1 << 12,         /* the ClientHello deadline gave way to the handshake's */
 };
 
 struct worker;
@@ -78,6 +79,7 @@ struct session_auth {
 	const char *refusal_reason;
 	char *user;                     /* escaped identity, owned */
 	int64_t expires;                /* token end (with leeway), 0 if none */
+	uint64_t connect_ms;            /* when the CONNECT was complete: the failure delay's start */
 	struct mqtt_framer down;        /* broker->client boundaries */
 };
 

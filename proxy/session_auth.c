@@ -12,6 +12,7 @@
  * MQTT 5 client first gets a DISCONNECT (0xA0), inserted between two broker
  * packets, which is why such sessions count packet boundaries downstream.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,18 +21,27 @@
 
 #include "mqtt/connack.h"
 #include "mqtt/connect.h"
+#include "mqtt/cursor.h"
 #include "proxy/auth/faildelay.h"
 #include "proxy/auth/policy.h"
+#include "proxy/counts.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
 #define CHEAP_US 150
+/* Memory all of one worker's queued checks may hold (their CONNECT copies). */
+#define AUTH_QUEUE_BYTES (4u << 20)
 
 struct auth_job {
 	struct pool_job base;        /* first: the pool hands this pointer back */
 	struct session *s;           /* NULL once the session is gone */
+	atomic_int cancelled;        /* the client left: the pool skips the check */
+	struct worker *w;            /* borrowed; set while counted in its queue */
+	uint64_t ip_key, user_key;   /* counts taken in w->counts, 0 if none */
+	size_t held;                 /* bytes counted in w->auth_bytes */
+	const char *refuse_reason;   /* overrides the verdict's reason, static */
 	struct auth_material *m;     /* reference */
 	uint8_t *pkt;                /* owned copy of the CONNECT */
 	size_t pkt_len;
@@ -61,7 +71,9 @@ void session_auth_free(struct session_auth *a)
 	if (a == NULL)
 		return;
 	if (a->job) {
-		/* The pool still has it: disown it, its completion frees it. */
+		/* The pool still has it: disown it, its completion frees it, and
+		 * a check nobody waits for is not worth running. */
+		atomic_store(&a->job->cancelled, 1);
 		a->job->s = NULL;
 		a->job = NULL;
 	}
@@ -73,8 +85,10 @@ static char *copy_slice(struct slice sl)
 {
 	char *p = malloc(sl.len + 1);
 
+	/* An absent field is a NULL slice: nothing to copy. */
 	if (p) {
-		memcpy(p, sl.ptr, sl.len);
+		if (sl.len > 0)
+			memcpy(p, sl.ptr, sl.len);
 		p[sl.len] = '\0';
 	}
 	return p;
@@ -113,8 +127,12 @@ static enum mqtt_refusal refusal_for(enum auth_verdict v)
 	}
 }
 
-static const char *reason_for(enum auth_verdict v)
+static const char *reason_for(const struct auth_job *j)
 {
+	enum auth_verdict v = j->res.verdict;
+
+	if (j->refuse_reason)
+		return j->refuse_reason;
 	switch (v) {
 	case AUTH_BAD_METHOD:
 		return "bad_auth_method";
@@ -178,7 +196,21 @@ static void log_auth_refusal(struct session *s, const struct auth_job *j, uint32
 	 * so the detail="..." field stays one field. */
 	log_escape(detail, sizeof(detail), j->res.detail, strlen(j->res.detail));
 	log_msg(LOG_INFO, "refuse peer=%s mqtt=%u auth=%s reason=%s delay_ms=%u detail=\"%s\"", peer,
-	        s->mqtt_version, auth_method_name(j->method), reason_for(j->res.verdict), delay, detail);
+	        s->mqtt_version, auth_method_name(j->method), reason_for(j), delay, detail);
+}
+
+static void log_server_busy(struct session *s, const struct auth_job *j)
+{
+	const struct config *c = s->w->proxy->cfg;
+	char peer[80];
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
+	log_msg(LOG_INFO,
+	        "refuse peer=%s mqtt=%u auth=%s reason=server_busy detail=\"auth queue %ld/%ld, per ip %ld, per user %ld\"",
+	        peer, s->mqtt_version, auth_method_name(j->method), s->w->auth_jobs, c->max_auth_queue,
+	        c->max_auth_per_ip, c->max_auth_per_user);
 }
 
 static uint32_t failure_delay(struct session *s, const struct auth_material *m)
@@ -196,20 +228,42 @@ static uint32_t failure_delay(struct session *s, const struct auth_material *m)
 	return faildelay_record(s->w->proxy->faildelay, ip, len, session_now_ms(), m->fail_delay_ms);
 }
 
+/* The name the broker will see must be one it accepts: a certificate CN or
+ * a token claim with control characters made the broker drop the client,
+ * who then got a bare close instead of a CONNACK. */
+static void check_identity(struct auth_job *j)
+{
+	const char *id = j->res.identity;
+
+	if (j->res.verdict != AUTH_OK || id == NULL || !j->m->inject || j->m->upstream_username)
+		return;
+	if (mqtt_utf8_valid_printable((const uint8_t *)id, strlen(id)))
+		return;
+	j->res.verdict = AUTH_NOT_AUTHORIZED;
+	j->refuse_reason = "bad_identity";
+	snprintf(j->res.detail, sizeof(j->res.detail),
+	         "%s: identity is not a printable MQTT string", auth_method_name(j->method));
+}
+
 static void complete(struct session *s, struct auth_job *j)
 {
 	struct session_auth *a = s->auth;
 
 	a->method = (uint8_t)j->method;
+	check_identity(j);
 	if (j->res.verdict != AUTH_OK) {
 		uint32_t delay = j->res.verdict == AUTH_BAD_METHOD ? 0 : failure_delay(s, j->m);
-		struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+		/* The delay counts from the CONNECT, not from the end of a check
+		 * that may have waited in the queue. */
+		uint64_t spent = session_now_ms() - a->connect_ms;
+		uint32_t hold = spent < delay ? delay - (uint32_t)spent : 0;
+		struct timeval tv = { hold / 1000, (hold % 1000) * 1000 };
 
 		log_auth_refusal(s, j, delay);
 		a->refusal = (uint8_t)refusal_for(j->res.verdict);
-		a->refusal_reason = reason_for(j->res.verdict);
+		a->refusal_reason = reason_for(j);
 		a->refusing = 1;
-		if (delay == 0) {
+		if (hold == 0) {
 			session_refuse(s, a->refusal, a->refusal_reason);
 		} else {
 			/* Hold the answer; on_timer sends it (session_auth_timer). */
@@ -236,7 +290,56 @@ static void job_run(struct pool_job *pj)
 {
 	struct auth_job *j = (struct auth_job *)pj;
 
-	auth_run(j->m, j->method, &j->req, j->now, &j->res);
+	if (!atomic_load(&j->cancelled))
+		auth_run(j->m, j->method, &j->req, j->now, &j->res);
+}
+
+/*
+ * Whether the worker takes one more slow check: bounded in number and
+ * memory per worker, and per client address and user name, so that one
+ * address (or a spray against one user) cannot fill the queue in front of
+ * everybody else. Takes the counts on success (release_queue gives them
+ * back).
+ */
+static int admit_to_queue(struct worker *w, struct auth_job *j, const struct session *s)
+{
+	const struct config *c = w->proxy->cfg;
+	size_t held = sizeof(*j) + j->pkt_len;
+	uint64_t ip, user = 0;
+
+	if (w->auth_jobs >= c->max_auth_queue || w->auth_bytes + held > AUTH_QUEUE_BYTES)
+		return 0;
+	ip = counts_key_addr(w->counts, COUNT_AUTH_IP, &s->addr.sa);
+	if (!counts_take(w->counts, ip, (uint32_t)c->max_auth_per_ip))
+		return 0;
+	if (j->req.has_username) {
+		user = counts_key(w->counts, COUNT_AUTH_USER, j->req.username, j->req.username_len);
+		if (!counts_take(w->counts, user, (uint32_t)c->max_auth_per_user)) {
+			counts_give(w->counts, ip);
+			return 0;
+		}
+	}
+	j->w = w;
+	j->ip_key = ip;
+	j->user_key = user;
+	j->held = held;
+	w->auth_jobs++;
+	w->auth_bytes += held;
+	return 1;
+}
+
+static void release_queue(struct auth_job *j)
+{
+	struct worker *w = j->w;
+
+	if (w == NULL)
+		return;
+	counts_give(w->counts, j->ip_key);
+	if (j->user_key)
+		counts_give(w->counts, j->user_key);
+	w->auth_jobs--;
+	w->auth_bytes -= j->held;
+	j->w = NULL;
 }
 
 /* Back on the session's loop. */
@@ -245,6 +348,7 @@ static void job_done(struct pool_job *pj)
 	struct auth_job *j = (struct auth_job *)pj;
 	struct session *s = j->s;
 
+	release_queue(j);
 	if (s != NULL && s->state == S_AUTHENTICATING) {
 		s->auth->job = NULL;
 		complete(s, j);
@@ -269,6 +373,7 @@ void session_authenticate(struct session *s, const uint8_t *pkt, size_t len)
 	j = calloc(1, sizeof(*j));
 	if (j == NULL || (s->auth = calloc(1, sizeof(*s->auth))) == NULL)
 		goto oom;
+	s->auth->connect_ms = session_now_ms();
 	j->m = m;
 	m = NULL;
 	j->pkt = malloc(len);
@@ -285,6 +390,14 @@ void session_authenticate(struct session *s, const uint8_t *pkt, size_t len)
 	j->now = (int64_t)time(NULL);
 	j->s = s;
 	if (auth_cost_us(j->m, j->method, &j->req) > CHEAP_US && s->w->proxy->pool) {
+		if (!admit_to_queue(s->w, j, s)) {
+			/* Refused at once: waiting would only hold memory and a
+			 * connection, and the client may retry later. */
+			log_server_busy(s, j);
+			session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "server_busy");
+			job_free(j);
+			return;
+		}
 		j->base.run = job_run;
 		j->base.done = job_done;
 		j->base.home = &s->w->home;

@@ -4,15 +4,47 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/counts.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
 #define ACCEPT_BATCH 64
 #define SHUTDOWN_GRACE_S 5
+/* Handshake callbacks run per pass over the loop's active events before it
+ * looks again for live-session events: bounds what a storm of new clients
+ * adds to the latency of connected ones (a full handshake is ~0.4 ms). */
+#define HANDSHAKE_BUDGET 8
+/* A handshake younger than this is never evicted to make room. */
+#define EVICT_MIN_AGE_MS 1000
+
+static void list_push(struct session_list *l, struct session *s)
+{
+	s->prev = NULL;
+	s->next = l->head;
+	if (l->head)
+		l->head->prev = s;
+	else
+		l->tail = s;
+	l->head = s;
+}
+
+static void list_unlink(struct session_list *l, struct session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		l->head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else
+		l->tail = s->prev;
+	s->next = s->prev = NULL;
+}
 
 static void set_accepting(struct worker *w, int on)
 {
@@ -27,23 +59,91 @@ static void set_accepting(struct worker *w, int on)
 	w->accepting = on;
 }
 
-/* Accepting pauses while too many handshakes are in flight (each holds
- * 8-10 KB) or the connection cap is reached; it resumes as they finish. */
+/* Milliseconds until the oldest handshake may be evicted, or 0 if it may
+ * be now (or there is none). */
+static uint64_t eviction_wait_ms(const struct worker *w)
+{
+	const struct session *old = w->handshaking.tail;
+	uint64_t age;
+
+	if (old == NULL)
+		return 0;
+	age = session_now_ms() - old->start_ms;
+	return age >= EVICT_MIN_AGE_MS ? 0 : EVICT_MIN_AGE_MS - age;
+}
+
+/*
+ * Makes room for one more handshake. Each holds 8-10 KB, so their number is
+ * capped; but a cap that only pauses accepting lets a few hundred sockets
+ * that never finish their ClientHello lock everyone out. At the cap, the
+ * oldest handshake makes room if it has had a second already: a real client
+ * finishes in a few round trips, a staller is the one that is oldest.
+ * Returns 1 if there is a slot.
+ */
+static int handshake_slot(struct worker *w)
+{
+	const struct config *c = w->proxy->cfg;
+
+	if (w->n_handshakes < c->max_handshakes)
+		return 1;
+	if (w->handshaking.tail == NULL || eviction_wait_ms(w) > 0)
+		return 0;
+	session_close_now(w->handshaking.tail, "handshake_evicted");
+	return w->n_handshakes < c->max_handshakes;
+}
+
+/* Accepting pauses when the connection cap is reached, or while every
+ * handshake slot is held by one too young to evict. */
 static int over_limits(const struct worker *w)
 {
 	const struct config *c = w->proxy->cfg;
 
-	return w->n_handshakes >= c->max_handshakes || w->n_sessions >= c->max_connections;
+	return w->n_sessions >= c->max_connections ||
+	       (w->n_handshakes >= c->max_handshakes && eviction_wait_ms(w) > 0);
+}
+
+/* Stops accepting; when only young handshakes hold the slots, comes back
+ * (on_resume) as soon as the oldest of them may be evicted. */
+static void pause_accepting(struct worker *w)
+{
+	uint64_t ms = eviction_wait_ms(w);
+
+	set_accepting(w, 0);
+	if (w->n_sessions < w->proxy->cfg->max_connections && ms > 0) {
+		struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+		event_add(&w->ev_resume, &tv);
+	}
+}
+
+/* One line a second at most, however many connections are refused: an
+ * attacker must not be able to fill the log. */
+static void log_refused_at_accept(struct worker *w, const struct sockaddr *sa)
+{
+	uint64_t now = session_now_ms();
+	char peer[80];
+
+	if (now - w->refused_log_ms < 1000 && w->refused_log_ms != 0) {
+		w->refused_quiet++;
+		return;
+	}
+	address_format(sa, sizeof(struct sockaddr_storage), peer, sizeof(peer));
+	log_warn("refuse peer=%s reason=handshakes_per_ip limit=%ld (and %ld more refusals in the last second)",
+	         peer, w->proxy->cfg->max_handshakes_per_ip, w->refused_quiet);
+	w->refused_log_ms = now;
+	w->refused_quiet = 0;
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct worker *w = arg;
+	const struct config *c = w->proxy->cfg;
 
-	for (int i = 0; i < ACCEPT_BATCH && !over_limits(w); i++) {
+	for (int i = 0; i < ACCEPT_BATCH && w->n_sessions < c->max_connections && handshake_slot(w); i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		struct session *s;
+		uint64_t key;
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -58,20 +158,25 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			}
 			break;
 		}
+		/* One address may not hold many handshake slots at once. */
+		key = counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, (struct sockaddr *)&ss);
+		if (!counts_take(w->counts, key, (uint32_t)c->max_handshakes_per_ip)) {
+			log_refused_at_accept(w, (struct sockaddr *)&ss);
+			close(fd);
+			continue;
+		}
 		s = session_new(w, fd, (struct sockaddr *)&ss, len);
 		if (s == NULL) {
+			counts_give(w->counts, key);
 			log_warn("cannot create a session: out of memory");
 			continue;
 		}
-		s->next = w->sessions;
-		if (w->sessions)
-			w->sessions->prev = s;
-		w->sessions = s;
+		list_push(&w->handshaking, s);
 		w->n_sessions++;
 		w->n_handshakes++;
 	}
 	if (over_limits(w))
-		set_accepting(w, 0);
+		pause_accepting(w);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -80,6 +185,8 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 
 	if (!over_limits(w))
 		set_accepting(w, 1);
+	else
+		pause_accepting(w);
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -92,19 +199,15 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 		w->dead = s->next;
 		session_free(s);
 	}
-	if (w->stopping && w->sessions == NULL)
+	if (w->stopping && w->sessions.head == NULL && w->handshaking.head == NULL)
 		event_base_loopbreak(w->base);
 }
 
 void worker_session_finished(struct worker *w, struct session *s)
 {
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		w->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	s->prev = NULL;
+	/* worker_handshake_done ran first (session_finish), so |s| is past
+	 * the handshake list. */
+	list_unlink(&w->sessions, s);
 	s->next = w->dead;
 	w->dead = s;
 	w->n_sessions--;
@@ -113,9 +216,12 @@ void worker_session_finished(struct worker *w, struct session *s)
 		set_accepting(w, 1);
 }
 
-void worker_handshake_done(struct worker *w)
+void worker_handshake_done(struct worker *w, struct session *s)
 {
+	list_unlink(&w->handshaking, s);
+	list_push(&w->sessions, s);
 	w->n_handshakes--;
+	counts_give(w->counts, counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, &s->addr.sa));
 	if (!w->accepting && !w->stopping && !over_limits(w))
 		set_accepting(w, 1);
 }
@@ -143,7 +249,11 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	}
 	/* Each session flushes what it holds and sends close_notify; MQTT 5
 	 * clients first get DISCONNECT 0x8B "server shutting down". */
-	for (s = w->sessions; s; s = next) {
+	for (s = w->handshaking.head; s; s = next) {
+		next = s->next;
+		session_close_now(s, "shutdown");    /* moves it off this list */
+	}
+	for (s = w->sessions.head; s; s = next) {
 		next = s->next;
 		if (s->state == S_FORWARDING) {
 			session_end_v5(s, 0x8B, "shutdown");
@@ -152,7 +262,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 			session_close_now(s, "shutdown");
 		}
 	}
-	if (w->sessions == NULL)
+	if (w->sessions.head == NULL)
 		event_base_loopbreak(w->base);
 	else
 		event_add(&w->ev_deadline, &grace);
@@ -207,11 +317,15 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 
 		if (ec) {
 			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+			/* Established sessions come first: after this many callbacks
+			 * of new-client priority, the loop polls again and serves
+			 * live sessions before going on with handshakes. */
+			event_config_set_max_dispatch_interval(ec, NULL, HANDSHAKE_BUDGET, PRI_NEW);
 			w->base = event_base_new_with_config(ec);
 			event_config_free(ec);
 		}
 	}
-	if (w->base == NULL) {
+	if (w->base == NULL || event_base_priority_init(w->base, PRI_COUNT) != 0) {
 		snprintf(err, errlen, "cannot create an event loop");
 		return 0;
 	}
@@ -226,6 +340,13 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 			getsockname(w->lfd[i], (struct sockaddr *)&bound[i].sa, &bound[i].len);
 		}
 		event_assign(&w->ev_listen[i], w->base, w->lfd[i], EV_READ | EV_PERSIST, on_accept, w);
+		event_priority_set(&w->ev_listen[i], PRI_NEW);
+	}
+	/* Every in-flight thing a table entry: handshakes and two per auth job. */
+	w->counts = counts_new((size_t)(p->cfg->max_handshakes + 2 * p->cfg->max_auth_queue + 16));
+	if (w->counts == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return 0;
 	}
 	if (!pool_home_init(&w->home, w->base)) {
 		snprintf(err, errlen, "cannot set up the auth completion queue");
@@ -236,6 +357,11 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 	event_assign(&w->ev_stop, w->base, -1, 0, on_stop, w);
 	evtimer_assign(&w->ev_resume, w->base, on_resume, w);
 	evtimer_assign(&w->ev_deadline, w->base, on_deadline, w);
+	event_priority_set(&w->ev_reap, PRI_LIVE);
+	event_priority_set(&w->ev_stop, PRI_LIVE);
+	event_priority_set(&w->ev_resume, PRI_LIVE);
+	event_priority_set(&w->ev_deadline, PRI_LIVE);
+	event_priority_set(&w->home.ev, PRI_LIVE);
 	set_accepting(w, 1);
 	return 1;
 }
@@ -271,10 +397,10 @@ void worker_cleanup(struct worker *w)
 	if (w->base == NULL)
 		return;
 	/* After a forced stop, release whatever is left without flushing. */
-	while ((s = w->sessions) != NULL) {
+	while ((s = w->handshaking.head ? w->handshaking.head : w->sessions.head) != NULL) {
 		s->flags |= F_CLIENT_DEAD | F_UP_DEAD;
 		session_close_now(s, "shutdown");
-		if (w->sessions == s) {
+		if (w->sessions.head == s || w->handshaking.head == s) {
 			/* session_close_now always finishes a session with nothing
 			 * to flush; this cannot loop. */
 			break;
@@ -289,4 +415,6 @@ void worker_cleanup(struct worker *w)
 	}
 	event_base_free(w->base);
 	w->base = NULL;
+	counts_free(w->counts);
+	w->counts = NULL;
 }

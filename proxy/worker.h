@@ -17,6 +17,20 @@
 #include "proxy/proxy.h"
 
 struct session;
+struct counts;
+
+/* Event priorities: live sessions first, new clients when they are idle. */
+enum {
+	PRI_LIVE = 0,       /* established sessions, timers, control events */
+	PRI_NEW = 1,        /* accepting and TLS handshakes */
+	PRI_COUNT = 2,
+};
+
+/* A doubly linked list of sessions through their next/prev fields; new ones
+ * go to the head, so the tail is the oldest. */
+struct session_list {
+	struct session *head, *tail;
+};
 
 struct worker {
 	int id;
@@ -30,10 +44,16 @@ struct worker {
 	struct event ev_reap;              /* frees finished sessions */
 	struct event ev_stop;              /* activated from the main thread */
 	struct event ev_deadline;          /* hard stop during shutdown */
-	struct session *sessions;          /* live sessions, owned */
+	struct session_list handshaking;   /* owned; in the TLS handshake, oldest at the tail */
+	struct session_list sessions;      /* owned; past the handshake */
 	struct session *dead;              /* finished, freed by ev_reap */
-	long n_sessions;
-	long n_handshakes;
+	long n_sessions;                   /* on either list */
+	long n_handshakes;                 /* on the handshaking list */
+	struct counts *counts;             /* owned: in-flight counts per address / user */
+	long auth_jobs;                    /* slow auth checks on the pool */
+	size_t auth_bytes;                 /* memory those jobs hold */
+	uint64_t refused_log_ms;           /* rate limit of the "refused at accept" line */
+	long refused_quiet;                /* refusals not logged since */
 	int stopping;
 	struct pool_home home;             /* auth checks finished on the pool */
 	int home_ok;
@@ -55,7 +75,11 @@ void worker_join(struct worker *w);
 void worker_cleanup(struct worker *w);
 
 /* Called by sessions. */
+/* Moves finished |s| to the dead list; the worker frees it after the
+ * current callback returns. */
 void worker_session_finished(struct worker *w, struct session *s);
-void worker_handshake_done(struct worker *w);
+/* |s| left the TLS handshake (done or failed): frees its handshake slot and
+ * its per-address count, and resumes accepting if that was the limit. */
+void worker_handshake_done(struct worker *w, struct session *s);
 
 #endif

@@ -211,6 +211,9 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t e
 	 * two cost a second encryption on every full handshake. */
 	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	/* Tells the session when the ClientHello is complete: a client gets a
+	 * short deadline for it, the rest of the handshake a longer one. */
+	SSL_CTX_set_select_certificate_cb(ctx, tls_peer_hello_cb);
 	if (o->client_ca_file && o->client_cert != TLS_CLIENT_CERT_NONE &&
 	    !setup_client_certs(ctx, o, err, errlen))
 		goto err;

@@ -122,6 +122,15 @@ static char *copy_identity(X509 *cert, uint8_t kind)
 	}
 }
 
+enum ssl_select_cert_result_t tls_peer_hello_cb(const SSL_CLIENT_HELLO *hello)
+{
+	struct tls_peer *peer = SSL_get_ex_data(hello->ssl, peer_index());
+
+	if (peer)
+		peer->hello_seen = 1;
+	return ssl_select_cert_success;
+}
+
 int tls_peer_verify_cb(int ok, X509_STORE_CTX *store)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());

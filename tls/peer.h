@@ -20,6 +20,7 @@ struct tls_peer {
 	const char *verify_error;   /* static string from BoringSSL, or NULL */
 	int verify_depth;
 	uint8_t want_identity;      /* enum tls_identity_kind, set before the handshake */
+	uint8_t hello_seen;         /* a complete ClientHello arrived */
 	char *subject_cn;           /* owned; NULL if no verified client cert */
 	char *identity;             /* owned; the wanted field of a verified leaf, or NULL */
 };
@@ -34,6 +35,10 @@ int tls_peer_init(void);
  * verify callback can fill it. */
 int tls_peer_attach(SSL *ssl, struct tls_peer *peer);
 void tls_peer_cleanup(struct tls_peer *peer);
+
+/* The ClientHello callback installed by tls_server_ctx_new: marks the
+ * attached peer's hello_seen and lets the handshake go on. */
+enum ssl_select_cert_result_t tls_peer_hello_cb(const SSL_CLIENT_HELLO *hello);
 
 /* The verify callback installed by tls_server_ctx_new. */
 int tls_peer_verify_cb(int ok, X509_STORE_CTX *store);

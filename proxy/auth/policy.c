@@ -294,6 +294,8 @@ uint32_t auth_cost_us(const struct auth_material *m, enum auth_method method,
 {
 	switch (method) {
 	case AUTH_PASSWORD:
+		if (r->password_len > AUTH_MAX_PASSWORD)
+			return 0;
 		return passwd_db_cost_us(m->users, r->username, r->username_len);
 	case AUTH_JWT:
 		/* Signature checks cost 4 µs (HMAC) to 600 µs (ES384); the
@@ -310,6 +312,12 @@ static void check_password(const struct auth_material *m, const struct auth_requ
 	char user[96];
 
 	log_escape(user, sizeof(user), r->username, r->username_len);
+	if (r->password_len > AUTH_MAX_PASSWORD) {
+		out->verdict = AUTH_BAD_CREDENTIALS;
+		snprintf(out->detail, sizeof(out->detail), "password: longer than %d bytes for \"%s\"",
+		         AUTH_MAX_PASSWORD, user);
+		return;
+	}
 	switch (passwd_db_check(m->users, r->username, r->username_len, r->password, r->password_len)) {
 	case PASSWD_OK:
 		out->verdict = AUTH_OK;

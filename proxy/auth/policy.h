@@ -42,6 +42,10 @@ enum auth_verdict {
 };
 
 #define AUTH_MAX_METHODS 3
+/* Longest password that is hashed; a longer one is refused unhashed. Real
+ * passwords are far shorter, and a 60 KB one queued for a slow hash was
+ * an easy way to make a login storm cost memory. */
+#define AUTH_MAX_PASSWORD 1024
 
 struct auth_material {
 	int refs;                          /* atomic */

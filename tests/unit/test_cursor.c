@@ -325,6 +325,25 @@ static void test_outbuf_binary_refuses_over_64k(void **state)
 	assert_true(o.failed);
 }
 
+/* [MQTT-1.5.4-1] recommendation: names mqtls injects carry no control
+ * characters U+0001..U+001F or U+007F..U+009F. */
+static void test_printable_string_rejects_c0_and_c1_controls(void **state)
+{
+	static const char *bad[] = { "dev\x01ice", "tab\there", "del\x7f", "c1\xc2\x80x", "c1\xc2\x9f" };
+
+	assert_true(mqtt_utf8_valid_printable((const uint8_t *)"device-7", 8));
+	assert_true(mqtt_utf8_valid_printable((const uint8_t *)"gr\xc3\xbc\xc3\x9f \xc2\xa0nbsp", 13));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(mqtt_utf8_valid_printable((const uint8_t *)bad[i], strlen(bad[i])));
+}
+
+static void test_printable_string_rejects_what_mqtt_utf8_rejects(void **state)
+{
+	assert_false(mqtt_utf8_valid_printable((const uint8_t *)"a\0b", 3));
+	assert_false(mqtt_utf8_valid_printable((const uint8_t *)"\xed\xa0\x80", 3));
+	assert_false(mqtt_utf8_valid_printable((const uint8_t *)"\xc2", 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +366,8 @@ int main(void)
 		cmocka_unit_test(test_outbuf_varint_is_minimal_and_bounded),
 		cmocka_unit_test(test_outbuf_overflow_sticks_and_writes_nothing_more),
 		cmocka_unit_test(test_outbuf_binary_refuses_over_64k),
+		cmocka_unit_test(test_printable_string_rejects_c0_and_c1_controls),
+		cmocka_unit_test(test_printable_string_rejects_what_mqtt_utf8_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

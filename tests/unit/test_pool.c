@@ -32,6 +32,8 @@ struct test_job {
 	unsigned sleep_us;
 };
 
+#define THREADS 3
+
 static int runs_total;         /* updated atomically by pool threads */
 
 static void sleep_us(unsigned us)
@@ -126,7 +128,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (f == NULL || (f->base = event_base_new()) == NULL || !pool_home_init(&f->home, f->base) ||
-	    (f->pool = pool_new(3)) == NULL)
+	    (f->pool = pool_new(THREADS)) == NULL)
 		return -1;
 	__atomic_store_n(&runs_total, 0, __ATOMIC_RELEASE);
 	*state = f;
@@ -269,24 +271,29 @@ static void test_pool_brings_each_job_home_to_its_own_loop(void **state)
 	free(jobs);
 }
 
-/* Shutdown: pool_free lets the queued jobs run first, but their
+/* Shutdown: pool_free waits for the jobs that are running but does not run
+ * the queued ones (a backlog of slow hashes must not hold the process past
+ * its stop deadline); every job still comes home exactly once, and the
  * completions wait in the home until it is drained. */
-static void test_pool_free_runs_every_queued_job_before_returning(void **state)
+static void test_pool_free_skips_queued_jobs_and_brings_every_job_home(void **state)
 {
 	struct fixture *f = *state;
 	struct test_job jobs[40];
-	int done = 0;
+	int done = 0, ran;
 
 	for (size_t i = 0; i < 40; i++) {
 		job_init(&jobs[i], &f->home, &done);
-		jobs[i].sleep_us = 1000;
+		jobs[i].sleep_us = 20000;
 		pool_submit(f->pool, &jobs[i].base);
 	}
 	pool_free(f->pool);
 	f->pool = NULL;
-	assert_int_equal(__atomic_load_n(&runs_total, __ATOMIC_ACQUIRE), 40);
+	ran = __atomic_load_n(&runs_total, __ATOMIC_ACQUIRE);
+	/* At most what the threads had started, and at most one more each if a
+	 * thread took its next job just before the stop. */
+	assert_in_range(ran, 0, 2 * THREADS);
 	for (size_t i = 0; i < 40; i++)
-		assert_int_equal(jobs[i].runs, 1);
+		assert_in_range(jobs[i].runs, 0, 1);
 	assert_int_equal(done, 0);
 	pool_home_drain(&f->home);
 	assert_int_equal(done, 40);
@@ -357,7 +364,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pool_brings_every_job_from_several_submitters_home_exactly_once,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_brings_each_job_home_to_its_own_loop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_free_runs_every_queued_job_before_returning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_free_skips_queued_jobs_and_brings_every_job_home, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_home_drain_runs_pending_completions_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_home_cleanup_runs_pending_completions, setup, teardown),
 		cmocka_unit_test(test_pool_new_without_threads_fails),
