@@ -134,6 +134,29 @@ static void log_refused_at_accept(struct worker *w, const struct sockaddr *sa)
 	w->refused_quiet = 0;
 }
 
+struct session *worker_adopt(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct session *s;
+	/* One address may not hold many handshake slots at once. */
+	uint64_t key = counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, sa);
+
+	if (!counts_take(w->counts, key, (uint32_t)w->proxy->cfg->max_handshakes_per_ip)) {
+		log_refused_at_accept(w, sa);
+		close(fd);
+		return NULL;
+	}
+	s = session_new(w, fd, sa, len);
+	if (s == NULL) {
+		counts_give(w->counts, key);
+		log_warn("cannot create a session: out of memory");
+		return NULL;
+	}
+	list_push(&w->handshaking, s);
+	w->n_sessions++;
+	w->n_handshakes++;
+	return s;
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -142,8 +165,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	for (int i = 0; i < ACCEPT_BATCH && w->n_sessions < c->max_connections && handshake_slot(w); i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		struct session *s;
-		uint64_t key;
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -158,22 +179,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			}
 			break;
 		}
-		/* One address may not hold many handshake slots at once. */
-		key = counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, (struct sockaddr *)&ss);
-		if (!counts_take(w->counts, key, (uint32_t)c->max_handshakes_per_ip)) {
-			log_refused_at_accept(w, (struct sockaddr *)&ss);
-			close(fd);
-			continue;
-		}
-		s = session_new(w, fd, (struct sockaddr *)&ss, len);
-		if (s == NULL) {
-			counts_give(w->counts, key);
-			log_warn("cannot create a session: out of memory");
-			continue;
-		}
-		list_push(&w->handshaking, s);
-		w->n_sessions++;
-		w->n_handshakes++;
+		(void)worker_adopt(w, fd, (struct sockaddr *)&ss, len);
 	}
 	if (over_limits(w))
 		pause_accepting(w);

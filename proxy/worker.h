@@ -7,6 +7,7 @@
 #define PROXY_WORKER_H
 
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -69,6 +70,12 @@ struct worker {
 int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound,
                 char *err, size_t errlen);
 int worker_start(struct worker *w);
+/* Takes ownership of the accepted client socket |fd| from |sa|: starts its
+ * session (TLS handshake) on this worker's loop, or closes the fd when the
+ * address is over --max-handshakes-per-ip or memory is short. Returns the
+ * session, borrowed (the worker frees it), or NULL. What the accept callback
+ * does for each connection; tests and fuzzers call it with socketpairs. */
+struct session *worker_adopt(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len);
 /* Thread-safe: asks the worker to stop accepting and close its sessions. */
 void worker_request_stop(struct worker *w);
 void worker_join(struct worker *w);
