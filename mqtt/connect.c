@@ -398,3 +398,21 @@ int mqtt_connect_peek_version(const uint8_t *buf, size_t len, uint8_t *version)
 	*version = level;
 	return 1;
 }
+
+static void rebase(struct slice *sl, const uint8_t *from, const uint8_t *to)
+{
+	/* An absent field has no bytes to move. */
+	if (sl->ptr != NULL)
+		sl->ptr = to + (sl->ptr - from);
+}
+
+void mqtt_connect_rebase(struct mqtt_connect *c, const uint8_t *from, const uint8_t *to)
+{
+	struct slice *all[] = {
+		&c->properties, &c->client_id, &c->will_properties, &c->will_topic, &c->will_payload,
+		&c->username, &c->password, &c->auth_method, &c->auth_data,
+	};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		rebase(all[i], from, to);
+}

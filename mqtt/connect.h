@@ -98,6 +98,11 @@ int mqtt_connect_peek_version(const uint8_t *buf, size_t len, uint8_t *version);
  */
 size_t mqtt_connect_serialize(const struct mqtt_connect *c, uint8_t *out, size_t cap);
 
+/* Points every slice of |c|, parsed from a packet at |from|, at the same
+ * bytes in a copy of that packet at |to|: a parsed CONNECT can outlive its
+ * input buffer without being parsed again. */
+void mqtt_connect_rebase(struct mqtt_connect *c, const uint8_t *from, const uint8_t *to);
+
 /* The exact size mqtt_connect_serialize would need, or 0 if |c| cannot be encoded. */
 size_t mqtt_connect_serialized_len(const struct mqtt_connect *c);
 

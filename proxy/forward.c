@@ -23,22 +23,22 @@
  * reading, resuming checks both and schedules a read even if the socket is
  * quiet.
  *
- * Each function below runs in any state and returns quietly when the state
- * does not allow it; errors end the session through session_close().
+ * This file is a stage (session_int.h): it moves bytes and reports what
+ * happened; the hub decides what that means for the session. It knows
+ * nothing of CONNECT, authentication or shutdown.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "proxy/log.h"
-#include "proxy/session.h"
+#include "proxy/session_int.h"
 #include "proxy/worker.h"
 #include "tls/io.h"
 
 /* Largest TLS record plaintext: one SSL_read never yields more. */
 #define RECORD_MAX 16384
-/* Per callback, so one busy connection cannot starve the others on the loop. */
+/* Per call, so one busy connection cannot starve the others on the loop. */
 #define READ_BUDGET (256 * 1024)
 /* One read from the broker: four full TLS records. */
 #define UP_READ_MAX (64 * 1024)
@@ -51,38 +51,28 @@ static void drop_buffer(struct evbuffer **b)
 	}
 }
 
-static int reading_client_allowed(const struct session *s)
-{
-	switch (s->state) {
-	case S_AWAIT_CONNECT:
-	case S_AUTHENTICATING:
-	case S_UPSTREAM_CONNECTING:
-	case S_FORWARDING:
-		return !(s->flags & (F_CLIENT_EOF | F_CLIENT_DEAD));
-	default:
-		return 0;
-	}
-}
-
-/* Decrypts client bytes into to_up until the socket is drained, to_up is
- * full, or the budget is spent. */
-void forward_client_in(struct session *s)
+enum fwd forward_client_in(struct session *s, int flush_first)
 {
 	size_t max = session_client_in_limit(s), budget = READ_BUDGET;
 	enum tls_io r = TLS_IO_WANT_READ;
+	enum fwd out = FWD_OK;
 
 	s->flags &= ~F_READ_WANTS_WRITE;
-	while (reading_client_allowed(s) && buf_len(s->to_up) < max) {
+	if (s->flags & (F_CLIENT_EOF | F_CLIENT_DEAD))
+		return FWD_OK;
+	while (buf_len(s->to_up) < max) {
 		struct evbuffer_iovec v;
 		size_t n = 0;
 
 		if (s->to_up == NULL && (s->to_up = evbuffer_new()) == NULL)
-			goto oom;
+			return FWD_OOM;
 		if (evbuffer_reserve_space(s->to_up, RECORD_MAX, &v, 1) < 1)
-			goto oom;
+			return FWD_OOM;
 		r = tls_read(s->ssl, v.iov_base, v.iov_len, &n);
 		v.iov_len = n;
 		evbuffer_commit_space(s->to_up, &v, r == TLS_IO_OK ? 1 : 0);
+		/* After WANT_READ what the SSL holds is an incomplete record:
+		 * only more socket bytes can finish it (session.c). */
 		if (r == TLS_IO_WANT_READ)
 			s->flags |= F_READ_IDLE;
 		if (r != TLS_IO_OK)
@@ -92,14 +82,10 @@ void forward_client_in(struct session *s)
 		/* The first record goes to the broker before looking for more:
 		 * the read that finds the socket empty then adds no latency to a
 		 * lone message, while a burst still leaves in one writev. */
-		if (budget == READ_BUDGET && s->state == S_FORWARDING) {
-			forward_up_out(s);
-			if (s->state != S_FORWARDING)
-				return;
-		}
+		if (flush_first && budget == READ_BUDGET && forward_up_out(s) == FWD_ERROR)
+			return FWD_OK;    /* the broker side failed; the hub sees F_UP_DEAD */
 		if (n >= budget) {
-			/* Come back on the next loop turn even if the socket is quiet. */
-			session_kick_read(s);
+			out = FWD_AGAIN;
 			break;
 		}
 		budget -= n;
@@ -111,38 +97,24 @@ void forward_client_in(struct session *s)
 	case TLS_IO_CLOSED:
 	case TLS_IO_EOF:
 		s->flags |= F_CLIENT_EOF;
+		out = FWD_EOF;
 		break;
 	case TLS_IO_ERROR:
 		s->flags |= F_CLIENT_EOF | F_CLIENT_DEAD;
+		out = FWD_ERROR;
 		break;
 	default:
 		break;
 	}
-	if (s->to_up && buf_len(s->to_up) == 0 && s->state != S_AWAIT_CONNECT)
-		drop_buffer(&s->to_up);
-
-	if (s->state == S_AWAIT_CONNECT)
-		session_parse_connect(s);
-	else if (s->state == S_FORWARDING)
-		forward_up_out(s);
-	if (s->state == S_DEAD || s->state == S_CLOSING)
-		return;
-	if (s->flags & F_CLIENT_DEAD)
-		session_close(s, "client_error");
-	else if (s->flags & F_CLIENT_EOF)
-		session_close(s, "client_closed");
-	return;
-oom:
-	session_close(s, "out_of_memory");
+	return out;
 }
 
-/* Encrypts to_client onto the client socket. */
-void forward_client_out(struct session *s)
+enum fwd forward_client_out(struct session *s)
 {
 	s->flags &= ~F_WRITE_WANTS_READ;
 	if (s->flags & F_CLIENT_DEAD) {
 		drop_buffer(&s->to_client);
-		return;
+		return FWD_OK;
 	}
 	while (buf_len(s->to_client) > 0) {
 		struct evbuffer_iovec v;
@@ -164,47 +136,43 @@ void forward_client_out(struct session *s)
 		if (r == TLS_IO_WANT_READ)
 			s->flags |= F_WRITE_WANTS_READ;
 		if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE)
-			return;
+			return FWD_OK;
 		s->flags |= F_CLIENT_DEAD | F_CLIENT_EOF;
 		drop_buffer(&s->to_client);
-		session_close(s, "client_error");
-		return;
+		return FWD_ERROR;
 	}
 	drop_buffer(&s->to_client);
+	return FWD_OK;
 }
 
 /*
- * Reads broker bytes into to_client, then tries to encrypt them out.
  * readv into reserved space rather than evbuffer_read, which in libevent
  * 2.1 asks FIONREAD first and then reads at most 4 KB: two syscalls per
  * 4 KB and 4 KB TLS records. A short read means the socket is drained.
  */
-void forward_up_in(struct session *s)
+enum fwd forward_up_in(struct session *s, size_t limit)
 {
-	size_t max = s->w->proxy->max_buffer, budget = READ_BUDGET;
+	size_t max = s->w->proxy->max_buffer, budget = READ_BUDGET < limit ? READ_BUDGET : limit;
 
-	while (s->state == S_FORWARDING && !(s->flags & (F_UP_EOF | F_UP_DEAD))) {
+	if (s->flags & (F_UP_EOF | F_UP_DEAD))
+		return FWD_OK;
+	for (;;) {
 		size_t have = buf_len(s->to_client), room = max > have ? max - have : 0;
 		struct evbuffer_iovec v[2];
 		ssize_t n;
 		int nv;
 
 		if (room == 0 || budget == 0)
-			break;
+			return FWD_OK;
 		if (room > budget)
 			room = budget;
 		if (room > UP_READ_MAX)
 			room = UP_READ_MAX;
-		room = session_auth_read_limit(s, room);
-		if (s->to_client == NULL && (s->to_client = evbuffer_new()) == NULL) {
-			session_close(s, "out_of_memory");
-			return;
-		}
+		if (s->to_client == NULL && (s->to_client = evbuffer_new()) == NULL)
+			return FWD_OOM;
 		nv = evbuffer_reserve_space(s->to_client, (ev_ssize_t)room, v, 2);
-		if (nv < 1) {
-			session_close(s, "out_of_memory");
-			return;
-		}
+		if (nv < 1)
+			return FWD_OOM;
 		/* The reservation may be larger than asked; read no more than room. */
 		if (v[0].iov_len >= room) {
 			v[0].iov_len = room;
@@ -215,11 +183,14 @@ void forward_up_in(struct session *s)
 		n = readv(s->ufd, (struct iovec *)v, nv);
 		if (n <= 0) {
 			evbuffer_commit_space(s->to_client, v, 0);
-			if (n == 0)
+			if (n == 0) {
 				s->flags |= F_UP_EOF;
-			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				s->flags |= F_UP_EOF | F_UP_DEAD;
-			break;
+				return FWD_EOF;
+			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return FWD_OK;
+			s->flags |= F_UP_EOF | F_UP_DEAD;
+			return FWD_ERROR;
 		}
 		if ((size_t)n <= v[0].iov_len) {
 			v[0].iov_len = (size_t)n;
@@ -229,28 +200,18 @@ void forward_up_in(struct session *s)
 		}
 		evbuffer_commit_space(s->to_client, v, nv);
 		budget -= (size_t)n;
-		if (s->auth) {
-			session_auth_track(s, s->to_client, have);
-			session_auth_after_read(s);
-			if (s->state != S_FORWARDING)
-				return;
-		}
 		if ((size_t)n < room)
-			break;
+			return FWD_OK;
 	}
-	forward_client_out(s);
-	if (s->state == S_FORWARDING && (s->flags & F_UP_EOF))
-		session_close(s, (s->flags & F_UP_DEAD) ? "broker_error" : "broker_closed");
 }
 
-/* Writes to_up to the broker socket with writev. */
-void forward_up_out(struct session *s)
+enum fwd forward_up_out(struct session *s)
 {
-	if (s->ufd < 0 || (s->state != S_FORWARDING && s->state != S_CLOSING))
-		return;
+	if (s->ufd < 0)
+		return FWD_OK;
 	if (s->flags & F_UP_DEAD) {
 		drop_buffer(&s->to_up);
-		return;
+		return FWD_OK;
 	}
 	while (buf_len(s->to_up) > 0) {
 		int n = evbuffer_write(s->to_up, s->ufd);
@@ -258,12 +219,11 @@ void forward_up_out(struct session *s)
 		if (n > 0)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			break;
+			return FWD_OK;
 		s->flags |= F_UP_DEAD | F_UP_EOF;
 		drop_buffer(&s->to_up);
-		session_close(s, "broker_closed");
-		return;
+		return FWD_ERROR;
 	}
-	if (buf_len(s->to_up) == 0)
-		drop_buffer(&s->to_up);
+	drop_buffer(&s->to_up);
+	return FWD_OK;
 }

@@ -1,40 +1,42 @@
 /*
- * The connection state machine: creation, the TLS handshake, timers, event
- * arming and the way out. Data movement is in forward.c, the CONNECT and
- * the broker connection in session_connect.c.
+ * The hub of a connection (DESIGN.md §3). It alone owns the libevent
+ * callbacks, the state and its transitions, the one timer and what it
+ * means in each state, and the ways out. The stages it calls (forward.c,
+ * connect.c, session_auth.c, upstream.c, session_end.c) return outcomes;
+ * what happens next is decided here and nowhere else.
  *
- * Every libevent callback here ends with session_settle(), which either
- * finishes a CLOSING session whose buffers are flushed or re-arms exactly the
- * events the current state and buffers call for (session_rearm). No other
- * code arms the socket events; they are only removed on the way out
- * (session_close_upstream, session_finish).
+ * The timer, by state:
+ *   HANDSHAKE            --hello-timeout, then what is left of --handshake-timeout
+ *   AWAIT_CONNECT        --connect-timeout
+ *   AUTHENTICATING       what is left of it (a check stuck in the queue), or
+ *                        the failure delay before a refusal is sent
+ *   UPSTREAM_CONNECTING  --upstream-timeout
+ *   FORWARDING           token expiry, or the grace for a packet to finish
+ *                        before a clean cut
+ *   CLOSING              how long the peers get to take the rest
+ *
+ * Every callback ends with session_settle(), which either finishes a
+ * CLOSING session whose buffers are flushed or re-arms exactly the events
+ * the state and buffers call for (session_rearm, the only place that arms
+ * socket events).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "mqtt/connack.h"
-#include "proxy/address.h"
-#include "proxy/auth/policy.h"
-#include "proxy/log.h"
-#include "proxy/session.h"
+#include "proxy/session_int.h"
 #include "proxy/worker.h"
 #include "tls/io.h"
 
-static const char *const state_names[] = {
-	"handshake", "await_connect", "authenticating", "upstream_connecting",
-	"forwarding", "closing", "dead",
-};
+/* How long a clean cut waits for the packet the client has the start of. */
+static const struct timeval end_grace = { 2, 0 };
 
-uint64_t session_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static void on_client_event(evutil_socket_t fd, short what, void *arg);
+static void on_up_event(evutil_socket_t fd, short what, void *arg);
+static void session_close(struct session *s, const char *reason);
 
 static struct session *session_get(void *arg)
 {
@@ -46,27 +48,6 @@ static struct session *session_get(void *arg)
 	return s;
 }
 
-static void leave_handshake_count(struct session *s)
-{
-	if (s->flags & F_IN_HANDSHAKE_COUNT) {
-		s->flags &= ~F_IN_HANDSHAKE_COUNT;
-		worker_handshake_done(s->w, s);
-	}
-}
-
-void session_close_upstream(struct session *s)
-{
-	/* The events leave the loop before the fd number can be reused. */
-	if (s->flags & F_UP_EVENTS) {
-		event_del(&s->ev_up);
-		s->armed &= (uint8_t)~(ARM_UP_READ | ARM_UP_WRITE);
-		s->flags &= ~F_UP_EVENTS;
-	}
-	if (s->ufd >= 0)
-		close(s->ufd);
-	s->ufd = -1;
-}
-
 size_t session_client_in_limit(const struct session *s)
 {
 	/* Before authentication a client gets room for its CONNECT and a
@@ -76,8 +57,29 @@ size_t session_client_in_limit(const struct session *s)
 	return s->w->proxy->max_connect_size;
 }
 
-static void on_client_event(evutil_socket_t fd, short what, void *arg);
-static void on_up_event(evutil_socket_t fd, short what, void *arg);
+/* ---- the timer ------------------------------------------------------------ */
+
+static void set_timer(struct session *s, const struct timeval *tv)
+{
+	if (tv)
+		event_add(&s->ev_timer, tv);
+	else
+		event_del(&s->ev_timer);
+}
+
+static void set_timer_ms(struct session *s, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	set_timer(s, &tv);
+}
+
+static uint64_t timeval_ms(const struct timeval *tv)
+{
+	return (uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000;
+}
+
+/* ---- events ---------------------------------------------------------------- */
 
 /* Points |ev| at the wanted READ/WRITE set; an empty set leaves it out of
  * the loop. Re-assigning is legal only while the event is not pending. */
@@ -94,13 +96,13 @@ static void assign_events(struct session *s, struct event *ev, int fd, int rd, i
 		event_add(ev, NULL);
 }
 
-void session_kick_read(struct session *s)
+static void kick_read(struct session *s)
 {
 	s->flags |= F_KICK_READ;
 	event_active(&s->ev_client, EV_READ, 0);
 }
 
-void session_rearm(struct session *s)
+static void session_rearm(struct session *s)
 {
 	size_t max = s->w->proxy->max_buffer;
 	size_t in_max = session_client_in_limit(s);
@@ -159,25 +161,17 @@ void session_rearm(struct session *s)
 	 * starve every other connection and timer on it). */
 	else if ((want & ARM_CLIENT_READ) && s->state != S_HANDSHAKE && !(s->flags & F_READ_IDLE) &&
 	         (tls_sock_buffered(&s->sock) || SSL_has_pending(s->ssl)))
-		session_kick_read(s);
+		kick_read(s);
 }
 
-static void log_close(struct session *s)
-{
-	char peer[80];
-	const SSL_CIPHER *cipher = (s->flags & F_TLS_DONE) ? SSL_get_current_cipher(s->ssl) : NULL;
+/* ---- the way out ------------------------------------------------------------ */
 
-	if (!log_enabled(LOG_INFO))
-		return;
-	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
-	log_msg(LOG_INFO,
-	        "close peer=%s tls=%s cipher=%s client_id=\"%s\" mqtt=%u auth=%s user=\"%s\" in=%llu out=%llu ms=%llu state=%s reason=%s",
-	        peer, (s->flags & F_TLS_DONE) ? SSL_get_version(s->ssl) : "-",
-	        cipher ? SSL_CIPHER_get_name(cipher) : "-", s->client_id ? s->client_id : "",
-	        s->mqtt_version, auth_method_name(s->auth ? (enum auth_method)s->auth->method : AUTH_NONE),
-	        s->auth && s->auth->user ? s->auth->user : "", (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-	        (unsigned long long)(session_now_ms() - s->start_ms),
-	        state_names[s->close_state], s->close_reason ? s->close_reason : "error");
+static void leave_handshake_count(struct session *s)
+{
+	if (s->flags & F_IN_HANDSHAKE_COUNT) {
+		s->flags &= ~F_IN_HANDSHAKE_COUNT;
+		worker_handshake_done(s->w, s);
+	}
 }
 
 /* Ends the session now: close_notify, log, stop every event, close sockets.
@@ -188,10 +182,10 @@ static void session_finish(struct session *s)
 	if ((s->flags & F_TLS_DONE) && !(s->flags & F_CLIENT_DEAD))
 		tls_close_notify(s->ssl);
 	leave_handshake_count(s);
-	log_close(s);
+	session_log_close(s);
 	event_del(&s->ev_client);
 	event_del(&s->ev_timer);
-	session_close_upstream(s);
+	upstream_close(s);
 	s->armed = 0;
 	/* Orderly TCP close after close_notify; the fd goes with the SSL. */
 	if (s->cfd >= 0)
@@ -201,14 +195,11 @@ static void session_finish(struct session *s)
 	worker_session_finished(s->w, s);
 }
 
-void session_maybe_finish(struct session *s)
+static void maybe_finish(struct session *s)
 {
-	int client_pending, up_pending;
+	int client_pending = !(s->flags & F_CLIENT_DEAD) && buf_len(s->to_client) > 0;
+	int up_pending = s->ufd >= 0 && !(s->flags & F_UP_DEAD) && buf_len(s->to_up) > 0;
 
-	if (s->state != S_CLOSING)
-		return;
-	client_pending = !(s->flags & F_CLIENT_DEAD) && buf_len(s->to_client) > 0;
-	up_pending = s->ufd >= 0 && !(s->flags & F_UP_DEAD) && buf_len(s->to_up) > 0;
 	if (!client_pending && !up_pending)
 		session_finish(s);
 }
@@ -217,20 +208,14 @@ void session_maybe_finish(struct session *s)
 static void session_settle(struct session *s)
 {
 	if (s->state == S_CLOSING)
-		session_maybe_finish(s);
+		maybe_finish(s);
 	if (s->state != S_DEAD)
 		session_rearm(s);
 }
 
-static void set_timer(struct session *s, const struct timeval *tv)
-{
-	if (tv)
-		event_add(&s->ev_timer, tv);
-	else
-		event_del(&s->ev_timer);
-}
-
-void session_close(struct session *s, const char *reason)
+/* Enters CLOSING with |reason| (kept if one was already set): what is
+ * buffered may still be flushed; session_settle finishes it. */
+static void session_close(struct session *s, const char *reason)
 {
 	if (s->state == S_DEAD || s->state == S_CLOSING) {
 		if (s->close_reason == NULL)
@@ -240,29 +225,243 @@ void session_close(struct session *s, const char *reason)
 	s->close_reason = reason;
 	s->close_state = s->state;
 	if (s->auth && s->auth->job) {
-		session_auth_free(s->auth);     /* disowns the job in flight */
+		session_auth_free(s->auth);     /* disowns and cancels the job in flight */
 		s->auth = NULL;
 	}
 	leave_handshake_count(s);
 	/* Before FORWARDING nothing the client sent may reach the broker. */
 	if (s->state != S_FORWARDING)
-		session_close_upstream(s);
+		upstream_close(s);
 	if (s->state == S_HANDSHAKE)
 		s->flags |= F_CLIENT_DEAD;
 	s->state = S_CLOSING;
 	set_timer(s, &s->w->proxy->linger_timeout);
 }
 
+/* ---- steps: a stage called, its outcome acted on ------------------------------ */
+
+static void client_out(struct session *s)
+{
+	if (forward_client_out(s) == FWD_ERROR)
+		session_close(s, "client_error");
+}
+
+static void up_out(struct session *s)
+{
+	if (s->state != S_FORWARDING && s->state != S_CLOSING)
+		return;
+	if (forward_up_out(s) == FWD_ERROR || (s->state == S_FORWARDING && (s->flags & F_UP_DEAD)))
+		session_close(s, "broker_closed");
+}
+
+/*
+ * Sends the refusing CONNACK for the client's version (when that version
+ * has a code for |refusal|) and closes. The broker is never contacted, or
+ * its half-open connection is dropped.
+ */
+static void session_refuse(struct session *s, enum mqtt_refusal refusal, const char *reason)
+{
+	uint8_t pkt[8];
+	size_t n = 0;
+
+	if (s->mqtt_version != 0)
+		n = mqtt_connack_build(s->mqtt_version, refusal, pkt, sizeof(pkt));
+	upstream_close(s);
+	if (s->to_up) {
+		evbuffer_free(s->to_up);
+		s->to_up = NULL;
+	}
+	if (n > 0 && !(s->flags & F_CLIENT_DEAD)) {
+		if (s->to_client == NULL)
+			s->to_client = evbuffer_new();
+		if (s->to_client == NULL || evbuffer_add(s->to_client, pkt, n) != 0)
+			s->flags |= F_CLIENT_DEAD;
+	}
+	session_close(s, reason);
+	/* Push the CONNACK out now; the close finishes once it is written. */
+	client_out(s);
+}
+
+/* A forwarding session ends on mqtls's initiative: an MQTT 5 client gets
+ * DISCONNECT |code| between two broker packets (waiting a little for the
+ * packet it has the start of), anyone else is just closed. */
+static void end_session(struct session *s, uint8_t code, const char *reason)
+{
+	if (end_cut(s, code, reason) == END_WAIT) {
+		set_timer(s, &end_grace);
+		return;
+	}
+	session_close(s, reason);
+	client_out(s);
+}
+
+static void enter_forwarding(struct session *s)
+{
+	s->state = S_FORWARDING;
+	set_timer(s, NULL);
+	/* An MQTT 5 client can be told why it is disconnected (shutdown, token
+	 * expiry) if the broker's packet boundaries are known: follow them.
+	 * Without the memory for it, such an end is a plain close. */
+	if (s->mqtt_version == MQTT_V5)
+		(void)end_follow(s);
+	if (s->auth && s->auth->expires > 0) {
+		struct timespec now;
+		int64_t left;
+
+		/* To the millisecond: exp is a whole second of wall-clock time. */
+		clock_gettime(CLOCK_REALTIME, &now);
+		left = s->auth->expires * 1000 - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		set_timer_ms(s, left < 1 ? 1 : (uint64_t)left);
+	}
+	up_out(s);
+}
+
+static void broker_step(struct session *s, enum up_step r, int err)
+{
+	switch (r) {
+	case UP_CONNECTED:
+		enter_forwarding(s);
+		break;
+	case UP_PENDING:
+		if (s->state != S_UPSTREAM_CONNECTING) {
+			s->state = S_UPSTREAM_CONNECTING;
+			set_timer(s, &s->w->proxy->upstream_timeout);
+		}
+		break;
+	case UP_FAILED:
+		upstream_log_failure(s, err);
+		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_unreachable");
+		break;
+	}
+}
+
+static void connect_broker(struct session *s)
+{
+	enum up_step r;
+	int err = 0;
+
+	set_timer(s, NULL);
+	r = upstream_open(s, &err);
+	if (s->ufd >= 0) {
+		event_assign(&s->ev_up, s->w->base, s->ufd, EV_PERSIST, on_up_event, s);
+		event_priority_set(&s->ev_up, PRI_LIVE);
+		s->flags |= F_UP_EVENTS;
+	}
+	broker_step(s, r, err);
+}
+
+static void auth_step(struct session *s, enum auth_step r)
+{
+	switch (r) {
+	case AUTH_STEP_ALLOW:
+		connect_broker(s);
+		break;
+	case AUTH_STEP_REFUSE:
+		/* Held for the failure delay; the timer sends it. */
+		if (s->auth->hold_ms == 0)
+			session_refuse(s, s->auth->refusal, s->auth->refusal_reason);
+		else
+			set_timer_ms(s, s->auth->hold_ms);
+		break;
+	case AUTH_STEP_PENDING:
+		break;    /* the --connect-timeout timer still runs */
+	case AUTH_STEP_BUSY:
+		session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "server_busy");
+		break;
+	case AUTH_STEP_OOM:
+		session_close(s, "out_of_memory");
+		break;
+	}
+}
+
+void session_auth_ready(struct session *s)
+{
+	auth_step(s, session_auth_finish(s));
+	if (s->state != S_DEAD)
+		session_settle(s);
+}
+
+/* AWAIT_CONNECT: the first packet may be complete now. */
+static void connect_step(struct session *s)
+{
+	struct mqtt_connect c;
+	const uint8_t *pkt = NULL;
+	const char *reason = NULL;
+	size_t len = 0;
+	int refusal = 0;
+
+	switch (connect_parse(s, &c, &pkt, &len, &refusal, &reason)) {
+	case CONNECT_NEED_MORE:
+		return;
+	case CONNECT_REFUSE:
+		session_refuse(s, (enum mqtt_refusal)refusal, reason);
+		return;
+	case CONNECT_OK:
+		break;
+	}
+	s->state = S_AUTHENTICATING;
+	auth_step(s, session_auth_start(s, &c, pkt, len));
+}
+
+static void client_in(struct session *s)
+{
+	enum fwd r;
+
+	if (s->state < S_AWAIT_CONNECT || s->state > S_FORWARDING)
+		return;
+	r = forward_client_in(s, s->state == S_FORWARDING);
+	if (r == FWD_OOM) {
+		session_close(s, "out_of_memory");
+		return;
+	}
+	if (r == FWD_AGAIN)
+		kick_read(s);    /* the budget ran out: come back next turn */
+	if (s->to_up && buf_len(s->to_up) == 0) {
+		evbuffer_free(s->to_up);
+		s->to_up = NULL;
+	}
+	if (s->state == S_AWAIT_CONNECT)
+		connect_step(s);
+	else if (s->state == S_FORWARDING)
+		up_out(s);
+	if (s->state == S_DEAD || s->state == S_CLOSING)
+		return;
+	if (s->flags & F_CLIENT_DEAD)
+		session_close(s, "client_error");
+	else if (s->flags & F_CLIENT_EOF)
+		session_close(s, "client_closed");
+}
+
+/* FORWARDING: broker bytes in, then out to the client. While a clean cut
+ * waits, reads stop at the end of the packet in progress. */
+static void up_in(struct session *s)
+{
+	for (;;) {
+		size_t from = buf_len(s->to_client), limit = end_read_limit(s, SIZE_MAX), got;
+		enum fwd r = forward_up_in(s, limit);
+
+		if (r == FWD_OOM) {
+			session_close(s, "out_of_memory");
+			return;
+		}
+		got = buf_len(s->to_client) - from;
+		if (got > 0)
+			end_track(s, from);
+		if (end_ready(s)) {
+			end_session(s, s->end->code, s->end->reason);
+			return;
+		}
+		if (r != FWD_OK || got == 0 || got < limit || !(s->end && s->end->ending))
+			break;
+	}
+	client_out(s);
+	if (s->state == S_FORWARDING && (s->flags & F_UP_EOF))
+		session_close(s, (s->flags & F_UP_DEAD) ? "broker_error" : "broker_closed");
+}
+
 static void handshake_failed(struct session *s)
 {
-	char peer[80], e[160];
-
-	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
-	if (s->peer.verify_error)
-		log_warn("verify failed peer=%s depth=%d reason=\"%s\"", peer, s->peer.verify_depth,
-		         s->peer.verify_error);
-	else
-		log_debug("handshake failed peer=%s error=\"%s\"", peer, tls_last_error(e, sizeof(e)));
+	session_log_handshake_failure(s);
 	s->flags |= F_CLIENT_DEAD;
 	session_close(s, "handshake_failed");
 }
@@ -271,21 +470,16 @@ static void handshake_failed(struct session *s)
  * left of --handshake-timeout instead of the short --hello-timeout. */
 static void hello_deadline_passed(struct session *s)
 {
-	const struct timeval *hs = &s->w->proxy->handshake_timeout;
-	uint64_t limit = (uint64_t)hs->tv_sec * 1000 + (uint64_t)hs->tv_usec / 1000;
+	uint64_t limit = timeval_ms(&s->w->proxy->handshake_timeout);
 	uint64_t spent = session_now_ms() - s->start_ms;
-	uint64_t left = spent < limit ? limit - spent : 1;
-	struct timeval tv;
 
 	if ((s->flags & F_HELLO_DONE) || !s->peer.hello_seen)
 		return;
 	s->flags |= F_HELLO_DONE;
-	tv.tv_sec = (time_t)(left / 1000);
-	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
-	set_timer(s, &tv);
+	set_timer_ms(s, spent < limit ? limit - spent : 1);
 }
 
-static void do_handshake(struct session *s)
+static void handshake_step(struct session *s)
 {
 	switch (tls_handshake(s->ssl)) {
 	case TLS_IO_OK:
@@ -296,7 +490,7 @@ static void do_handshake(struct session *s)
 		set_timer(s, &s->w->proxy->connect_timeout);
 		/* TLS 1.3 clients send their CONNECT right behind Finished, so it
 		 * is usually in the socket already: reading now saves a loop turn. */
-		forward_client_in(s);
+		client_in(s);
 		break;
 	case TLS_IO_WANT_READ:
 		s->flags &= ~F_HS_WANTS_WRITE;
@@ -312,26 +506,28 @@ static void do_handshake(struct session *s)
 	}
 }
 
+/* ---- callbacks ---------------------------------------------------------------- */
+
 static void on_client_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = session_get(arg);
 
 	s->flags &= ~F_KICK_READ;
 	if (s->state == S_HANDSHAKE) {
-		do_handshake(s);
+		handshake_step(s);
 	} else {
 		/* Each direction is retried when the event it waited for arrives. */
 		if (what & EV_READ) {
 			if (s->flags & F_WRITE_WANTS_READ)
-				forward_client_out(s);
+				client_out(s);
 			if (s->state != S_DEAD)
-				forward_client_in(s);
+				client_in(s);
 		}
 		if ((what & EV_WRITE) && s->state != S_DEAD) {
 			if (s->flags & F_READ_WANTS_WRITE)
-				forward_client_in(s);
+				client_in(s);
 			if (s->state != S_DEAD)
-				forward_client_out(s);
+				client_out(s);
 		}
 	}
 	if (s->state != S_DEAD)
@@ -343,12 +539,15 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
 	struct session *s = session_get(arg);
 
 	if (s->state == S_UPSTREAM_CONNECTING) {
-		session_try_connect(s);
+		int err = 0;
+		enum up_step r = upstream_check(s, &err);
+
+		broker_step(s, r, err);
 	} else {
-		if (what & EV_READ)
-			forward_up_in(s);
+		if ((what & EV_READ) && s->state == S_FORWARDING)
+			up_in(s);
 		if ((what & EV_WRITE) && s->state != S_DEAD)
-			forward_up_out(s);
+			up_out(s);
 	}
 	if (s->state != S_DEAD)
 		session_settle(s);
@@ -369,14 +568,21 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case S_AUTHENTICATING:
 		/* Either a refusal has served its delay, or the check itself
 		 * outlived --connect-timeout (the pool is saturated). */
-		if (!session_auth_timer(s))
+		if (s->auth && s->auth->refusing)
+			session_refuse(s, s->auth->refusal, s->auth->refusal_reason);
+		else
 			session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "auth_timeout");
 		break;
 	case S_UPSTREAM_CONNECTING:
-		session_refuse(s, -1, "broker_timeout");
+		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_timeout");
 		break;
 	case S_FORWARDING:
-		session_auth_timer_forwarding(s);
+		/* A cut that waited for its packet goes ahead now (without the
+		 * DISCONNECT if the packet never finished); else a token expired. */
+		if (s->end && s->end->ending)
+			end_session(s, s->end->code, s->end->reason);
+		else
+			end_session(s, 0xA0, "token_expired");
 		break;
 	case S_CLOSING:
 		/* The peers had their chance to take the rest: drop it. */
@@ -389,6 +595,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		session_settle(s);
 }
 
+/* ---- the worker's side (session.h) ------------------------------------------- */
+
 void session_close_now(struct session *s, const char *reason)
 {
 	session_close(s, reason);
@@ -396,10 +604,20 @@ void session_close_now(struct session *s, const char *reason)
 		session_settle(s);
 }
 
-void session_settle_external(struct session *s)
+void session_shutdown(struct session *s)
 {
+	if (s->state == S_FORWARDING)
+		end_session(s, 0x8B, "shutdown");
+	else
+		session_close(s, "shutdown");
 	if (s->state != S_DEAD)
 		session_settle(s);
+}
+
+void session_abort(struct session *s)
+{
+	s->flags |= F_CLIENT_DEAD | F_UP_DEAD;
+	session_close_now(s, "shutdown");
 }
 
 struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
@@ -449,26 +667,3 @@ err:
 	return NULL;
 }
 
-void session_assign_upstream(struct session *s)
-{
-	event_assign(&s->ev_up, s->w->base, s->ufd, EV_PERSIST, on_up_event, s);
-	event_priority_set(&s->ev_up, PRI_LIVE);
-	s->flags |= F_UP_EVENTS;
-}
-
-void session_free(struct session *s)
-{
-	if (s == NULL)
-		return;
-	SSL_free(s->ssl);
-	tls_sock_cleanup(&s->sock);
-	if (s->to_up)
-		evbuffer_free(s->to_up);
-	if (s->to_client)
-		evbuffer_free(s->to_client);
-	tls_peer_cleanup(&s->peer);
-	session_auth_free(s->auth);
-	free(s->client_id);
-	s->magic = 0;
-	free(s);
-}

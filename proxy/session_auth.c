@@ -8,9 +8,9 @@
  *     in front of whatever the client pipelined behind it, or
  *   - after the failure delay for that address, the client gets its CONNACK
  *     refusal and the broker never hears of it.
- * A connection authenticated by a token ends when the token expires; an
- * MQTT 5 client first gets a DISCONNECT (0xA0), inserted between two broker
- * packets, which is why such sessions count packet boundaries downstream.
+ * A stage (session_int.h): it returns an outcome and leaves the answer,
+ * the timer and the transition to the hub. The one call back is
+ * session_auth_ready(), when a check on the pool comes home.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -27,7 +27,7 @@
 #include "proxy/counts.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
-#include "proxy/session.h"
+#include "proxy/session_int.h"
 #include "proxy/worker.h"
 
 #define CHEAP_US 150
@@ -66,14 +66,18 @@ static void job_free(struct auth_job *j)
 	free(j);
 }
 
+static void release_counts(struct auth_job *j);
+
 void session_auth_free(struct session_auth *a)
 {
 	if (a == NULL)
 		return;
+	job_free(a->ready);
 	if (a->job) {
 		/* The pool still has it: disown it, its completion frees it, and
 		 * a check nobody waits for is not worth running. */
 		atomic_store(&a->job->cancelled, 1);
+		release_counts(a->job);
 		a->job->s = NULL;
 		a->job = NULL;
 	}
@@ -245,7 +249,7 @@ static void check_identity(struct auth_job *j)
 	         "%s: identity is not a printable MQTT string", auth_method_name(j->method));
 }
 
-static void complete(struct session *s, struct auth_job *j)
+static enum auth_step complete(struct session *s, struct auth_job *j)
 {
 	struct session_auth *a = s->auth;
 
@@ -256,20 +260,13 @@ static void complete(struct session *s, struct auth_job *j)
 		/* The delay counts from the CONNECT, not from the end of a check
 		 * that may have waited in the queue. */
 		uint64_t spent = session_now_ms() - a->connect_ms;
-		uint32_t hold = spent < delay ? delay - (uint32_t)spent : 0;
-		struct timeval tv = { hold / 1000, (hold % 1000) * 1000 };
 
 		log_auth_refusal(s, j, delay);
 		a->refusal = (uint8_t)refusal_for(j->res.verdict);
 		a->refusal_reason = reason_for(j);
 		a->refusing = 1;
-		if (hold == 0) {
-			session_refuse(s, a->refusal, a->refusal_reason);
-		} else {
-			/* Hold the answer; on_timer sends it (session_auth_timer). */
-			event_add(&s->ev_timer, &tv);
-		}
-		return;
+		a->hold_ms = spent < delay ? delay - (uint32_t)spent : 0;
+		return AUTH_STEP_REFUSE;
 	}
 	if (j->res.identity) {
 		char buf[200];
@@ -279,11 +276,9 @@ static void complete(struct session *s, struct auth_job *j)
 	}
 	if (j->method == AUTH_JWT && j->m->jwt_expiry_disconnect && j->res.expires > 0)
 		a->expires = j->res.expires + j->m->jwt_leeway;
-	if (j->m->inject && !inject(s, j)) {
-		session_close(s, "out_of_memory");
-		return;
-	}
-	session_connect_parsed(s);
+	if (!inject(s, j))
+		return AUTH_STEP_OOM;
+	return AUTH_STEP_ALLOW;
 }
 
 static void job_run(struct pool_job *pj)
@@ -328,15 +323,30 @@ static int admit_to_queue(struct worker *w, struct auth_job *j, const struct ses
 	return 1;
 }
 
+/* Gives back the per-address and per-user counts: as soon as the client
+ * leaves, since a departed client no longer wants a check (an attacker
+ * that hangs up must not keep its address or its victim's name blocked). */
+static void release_counts(struct auth_job *j)
+{
+	struct worker *w = j->w;
+
+	if (w == NULL)
+		return;
+	if (j->ip_key)
+		counts_give(w->counts, j->ip_key);
+	if (j->user_key)
+		counts_give(w->counts, j->user_key);
+	j->ip_key = j->user_key = 0;
+}
+
+/* Gives back the queue place and memory once the job is home. */
 static void release_queue(struct auth_job *j)
 {
 	struct worker *w = j->w;
 
 	if (w == NULL)
 		return;
-	counts_give(w->counts, j->ip_key);
-	if (j->user_key)
-		counts_give(w->counts, j->user_key);
+	release_counts(j);
 	w->auth_jobs--;
 	w->auth_bytes -= j->held;
 	j->w = NULL;
@@ -349,41 +359,55 @@ static void job_done(struct pool_job *pj)
 	struct session *s = j->s;
 
 	release_queue(j);
-	if (s != NULL && s->state == S_AUTHENTICATING) {
-		s->auth->job = NULL;
-		complete(s, j);
-		session_settle_external(s);
+	if (s == NULL || s->state != S_AUTHENTICATING) {
+		job_free(j);
+		return;
 	}
-	job_free(j);
+	s->auth->job = NULL;
+	s->auth->ready = j;
+	session_auth_ready(s);
 }
 
-void session_authenticate(struct session *s, const uint8_t *pkt, size_t len)
+enum auth_step session_auth_finish(struct session *s)
+{
+	struct auth_job *j = s->auth ? s->auth->ready : NULL;
+	enum auth_step r;
+
+	if (j == NULL)
+		return AUTH_STEP_OOM;
+	s->auth->ready = NULL;
+	r = complete(s, j);
+	job_free(j);
+	return r;
+}
+
+enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *c, const uint8_t *pkt,
+                                  size_t len)
 {
 	struct auth_material *m = proxy_get_auth(s->w->proxy);
 	struct auth_job *j = NULL;
-	const char *why = NULL;
 
-	s->state = S_AUTHENTICATING;
 	if (m == NULL || !m->inject) {
 		/* Pure TLS termination: the CONNECT goes on byte for byte. */
 		auth_material_unref(m);
-		session_connect_parsed(s);
-		return;
+		return AUTH_STEP_ALLOW;
 	}
 	j = calloc(1, sizeof(*j));
-	if (j == NULL || (s->auth = calloc(1, sizeof(*s->auth))) == NULL)
+	if (j == NULL || (s->auth == NULL && (s->auth = calloc(1, sizeof(*s->auth))) == NULL))
 		goto oom;
 	s->auth->connect_ms = session_now_ms();
 	j->m = m;
 	m = NULL;
+	/* The job owns a copy of the packet (a pool thread reads it while the
+	 * input buffer changes); the parsed fields move with it. */
 	j->pkt = malloc(len);
 	if (j->pkt == NULL)
 		goto oom;
 	memcpy(j->pkt, pkt, len);
 	j->pkt_len = len;
-	/* Parsed again on the copy so that every slice points into memory the
-	 * job owns; it parsed once already, so this cannot fail. */
-	if (mqtt_connect_parse(j->pkt, len, &j->c, &why) != MQTT_CONNECT_OK || !build_request(j, s))
+	j->c = *c;
+	mqtt_connect_rebase(&j->c, pkt, j->pkt);
+	if (!build_request(j, s))
 		goto oom;
 	evbuffer_drain(s->to_up, len);
 	j->method = auth_select(j->m, &j->req);
@@ -394,167 +418,26 @@ void session_authenticate(struct session *s, const uint8_t *pkt, size_t len)
 			/* Refused at once: waiting would only hold memory and a
 			 * connection, and the client may retry later. */
 			log_server_busy(s, j);
-			session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "server_busy");
 			job_free(j);
-			return;
+			return AUTH_STEP_BUSY;
 		}
 		j->base.run = job_run;
 		j->base.done = job_done;
 		j->base.home = &s->w->home;
 		s->auth->job = j;
 		pool_submit(s->w->proxy->pool, &j->base);
-		return;
+		return AUTH_STEP_PENDING;
 	}
-	auth_run(j->m, j->method, &j->req, j->now, &j->res);
-	complete(s, j);
-	job_free(j);
-	return;
+	{
+		enum auth_step r;
+
+		auth_run(j->m, j->method, &j->req, j->now, &j->res);
+		r = complete(s, j);
+		job_free(j);
+		return r;
+	}
 oom:
 	auth_material_unref(m);
 	job_free(j);
-	session_close(s, "out_of_memory");
-}
-
-int session_auth_timer(struct session *s)
-{
-	if (s->auth == NULL || !s->auth->refusing)
-		return 0;
-	session_refuse(s, s->auth->refusal, s->auth->refusal_reason);
-	return 1;
-}
-
-void session_auth_forwarding(struct session *s)
-{
-	struct timespec now;
-	struct timeval tv;
-	int64_t left_ms;
-
-	if (s->auth == NULL || s->auth->expires == 0)
-		return;
-	/* To the millisecond: exp is a whole second of wall-clock time. */
-	clock_gettime(CLOCK_REALTIME, &now);
-	left_ms = s->auth->expires * 1000 - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-	if (left_ms < 1)
-		left_ms = 1;
-	tv.tv_sec = left_ms / 1000;
-	tv.tv_usec = (left_ms % 1000) * 1000;
-	event_add(&s->ev_timer, &tv);
-}
-
-/* Feeds the bytes just read from the broker to the framer, in place. */
-void session_auth_track(struct session *s, struct evbuffer *buf, size_t from)
-{
-	struct session_auth *a = s->auth;
-	struct evbuffer_ptr pos;
-	struct evbuffer_iovec v[8];
-	int n;
-
-	if (a == NULL || !a->track_down || a->down.lost)
-		return;
-	if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0) {
-		a->down.lost = 1;
-		return;
-	}
-	n = evbuffer_peek(buf, -1, &pos, v, 8);
-	if (n > 8) {
-		/* More chains than we looked at: rather lose track than guess. */
-		a->down.lost = 1;
-		return;
-	}
-	for (int i = 0; i < n; i++)
-		mqtt_framer_feed(&a->down, v[i].iov_base, v[i].iov_len);
-}
-
-/* While an expired session finishes the packet the client already got the
- * start of, read no further than that packet's end. */
-size_t session_auth_read_limit(const struct session *s, size_t room)
-{
-	const struct session_auth *a = s->auth;
-
-	if (a == NULL || !a->expiring)
-		return room;
-	if (a->down.state == 2)
-		return a->down.left < room ? (size_t)a->down.left : room;
-	return 1;   /* inside a fixed header: a byte at a time */
-}
-
-void session_auth_after_read(struct session *s)
-{
-	struct session_auth *a = s->auth;
-
-	if (a && a->expiring && a->down.state == 0 && s->state == S_FORWARDING)
-		session_end_v5(s, a->end_code, a->end_reason);
-}
-
-/* The session timer in FORWARDING: either a token expired, or a packet we
- * were waiting for did not complete within the grace period. */
-void session_auth_timer_forwarding(struct session *s)
-{
-	struct session_auth *a = s->auth;
-
-	if (a && a->expiring)
-		session_end_v5(s, a->end_code, a->end_reason);
-	else
-		session_end_v5(s, 0xA0, "token_expired");
-}
-
-/*
- * Ends a forwarding session. An MQTT 5 client whose broker stream is being
- * followed first gets a DISCONNECT with |code| (0xA0 token expired, 0x8B
- * server shutting down), placed between two broker packets; any other
- * client is just closed with |reason| logged.
- */
-void session_end_v5(struct session *s, uint8_t code, const char *reason)
-{
-	static const struct timeval grace = { 2, 0 };
-	struct session_auth *a = s->auth;
-	uint8_t pkt[4];
-	size_t n = 0;
-
-	if (a && a->track_down && !a->down.lost) {
-		size_t have = s->to_client ? evbuffer_get_length(s->to_client) : 0;
-		uint64_t start = a->down.total - have;    /* stream offset of to_client's first byte */
-		/* Bytes the client has, or that an unfinished SSL_write must
-		 * still send as they are: the cut cannot go before them. */
-		uint64_t committed = start + s->write_pending;
-		size_t whole;
-
-		if (a->down.boundary < committed && !a->expiring) {
-			/* The client already has the start of a packet: let the
-			 * broker finish it, then disconnect (or give up after the
-			 * grace period and just close). */
-			a->expiring = 1;
-			a->end_code = code;
-			a->end_reason = reason;
-			event_add(&s->ev_timer, &grace);
-			return;
-		}
-		if (a->down.boundary < committed)
-			a->down.lost = 1;
-		whole = a->down.lost ? have : (size_t)(a->down.boundary - start);
-
-		/* Drop a trailing partial packet so the DISCONNECT starts on a
-		 * packet boundary; the broker redelivers QoS 1/2 on reconnect. */
-		if (whole < have) {
-			struct evbuffer *keep = evbuffer_new();
-
-			if (keep && evbuffer_remove_buffer(s->to_client, keep, whole) == (int)whole) {
-				evbuffer_free(s->to_client);
-				s->to_client = keep;
-			} else if (keep) {
-				evbuffer_free(keep);
-				a->down.lost = 1;
-			}
-		}
-		if (!a->down.lost)
-			n = mqtt_disconnect_build_v5(code, pkt, sizeof(pkt));
-	}
-	if (n > 0) {
-		if (s->to_client == NULL)
-			s->to_client = evbuffer_new();
-		if (s->to_client)
-			evbuffer_add(s->to_client, pkt, n);
-	}
-	session_close(s, reason);
-	forward_client_out(s);
+	return AUTH_STEP_OOM;
 }

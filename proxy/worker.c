@@ -22,30 +22,6 @@
 /* A handshake younger than this is never evicted to make room. */
 #define EVICT_MIN_AGE_MS 1000
 
-static void list_push(struct session_list *l, struct session *s)
-{
-	s->prev = NULL;
-	s->next = l->head;
-	if (l->head)
-		l->head->prev = s;
-	else
-		l->tail = s;
-	l->head = s;
-}
-
-static void list_unlink(struct session_list *l, struct session *s)
-{
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		l->head = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	else
-		l->tail = s->prev;
-	s->next = s->prev = NULL;
-}
-
 static void set_accepting(struct worker *w, int on)
 {
 	if (w->accepting == on || (on && w->stopping))
@@ -68,7 +44,7 @@ static uint64_t eviction_wait_ms(const struct worker *w)
 
 	if (old == NULL)
 		return 0;
-	age = session_now_ms() - old->start_ms;
+	age = session_now_ms() - session_started_ms(old);
 	return age >= EVICT_MIN_AGE_MS ? 0 : EVICT_MIN_AGE_MS - age;
 }
 
@@ -151,7 +127,7 @@ struct session *worker_adopt(struct worker *w, int fd, const struct sockaddr *sa
 		log_warn("cannot create a session: out of memory");
 		return NULL;
 	}
-	list_push(&w->handshaking, s);
+	session_list_push(&w->handshaking, s);
 	w->n_sessions++;
 	w->n_handshakes++;
 	return s;
@@ -199,10 +175,10 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
-	while (w->dead) {
-		struct session *s = w->dead;
+	struct session *s;
 
-		w->dead = s->next;
+	while ((s = w->dead.head) != NULL) {
+		session_list_unlink(&w->dead, s);
 		session_free(s);
 	}
 	if (w->stopping && w->sessions.head == NULL && w->handshaking.head == NULL)
@@ -213,9 +189,8 @@ void worker_session_finished(struct worker *w, struct session *s)
 {
 	/* worker_handshake_done ran first (session_finish), so |s| is past
 	 * the handshake list. */
-	list_unlink(&w->sessions, s);
-	s->next = w->dead;
-	w->dead = s;
+	session_list_unlink(&w->sessions, s);
+	session_list_push(&w->dead, s);
 	w->n_sessions--;
 	event_active(&w->ev_reap, EV_READ, 0);
 	if (!w->accepting && !w->stopping && !over_limits(w))
@@ -224,10 +199,10 @@ void worker_session_finished(struct worker *w, struct session *s)
 
 void worker_handshake_done(struct worker *w, struct session *s)
 {
-	list_unlink(&w->handshaking, s);
-	list_push(&w->sessions, s);
+	session_list_unlink(&w->handshaking, s);
+	session_list_push(&w->sessions, s);
 	w->n_handshakes--;
-	counts_give(w->counts, counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, &s->addr.sa));
+	counts_give(w->counts, counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, session_peer(s)));
 	if (!w->accepting && !w->stopping && !over_limits(w))
 		set_accepting(w, 1);
 }
@@ -256,17 +231,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	/* Each session flushes what it holds and sends close_notify; MQTT 5
 	 * clients first get DISCONNECT 0x8B "server shutting down". */
 	for (s = w->handshaking.head; s; s = next) {
-		next = s->next;
-		session_close_now(s, "shutdown");    /* moves it off this list */
+		next = session_list_next(s);
+		session_shutdown(s);    /* moves it off this list */
 	}
 	for (s = w->sessions.head; s; s = next) {
-		next = s->next;
-		if (s->state == S_FORWARDING) {
-			session_end_v5(s, 0x8B, "shutdown");
-			session_settle_external(s);
-		} else {
-			session_close_now(s, "shutdown");
-		}
+		next = session_list_next(s);
+		session_shutdown(s);
 	}
 	if (w->sessions.head == NULL)
 		event_base_loopbreak(w->base);
@@ -404,8 +374,7 @@ void worker_cleanup(struct worker *w)
 		return;
 	/* After a forced stop, release whatever is left without flushing. */
 	while ((s = w->handshaking.head ? w->handshaking.head : w->sessions.head) != NULL) {
-		s->flags |= F_CLIENT_DEAD | F_UP_DEAD;
-		session_close_now(s, "shutdown");
+		session_abort(s);
 		if (w->sessions.head == s || w->handshaking.head == s) {
 			/* session_close_now always finishes a session with nothing
 			 * to flush; this cannot loop. */

@@ -16,6 +16,7 @@
 #include "proxy/config.h"
 #include "proxy/pool.h"
 #include "proxy/proxy.h"
+#include "proxy/session.h"
 
 struct session;
 struct counts;
@@ -25,12 +26,6 @@ enum {
 	PRI_LIVE = 0,       /* established sessions, timers, control events */
 	PRI_NEW = 1,        /* accepting and TLS handshakes */
 	PRI_COUNT = 2,
-};
-
-/* A doubly linked list of sessions through their next/prev fields; new ones
- * go to the head, so the tail is the oldest. */
-struct session_list {
-	struct session *head, *tail;
 };
 
 struct worker {
@@ -47,7 +42,7 @@ struct worker {
 	struct event ev_deadline;          /* hard stop during shutdown */
 	struct session_list handshaking;   /* owned; in the TLS handshake, oldest at the tail */
 	struct session_list sessions;      /* owned; past the handshake */
-	struct session *dead;              /* finished, freed by ev_reap */
+	struct session_list dead;          /* finished, freed by ev_reap */
 	long n_sessions;                   /* on either list */
 	long n_handshakes;                 /* on the handshaking list */
 	struct counts *counts;             /* owned: in-flight counts per address / user */

@@ -1,0 +1,260 @@
+/*
+ * Inside a session: the struct, and the stages the hub (session.c) calls.
+ *
+ * The hub alone owns the libevent callbacks, the state and its transitions,
+ * the one timer and what it means in each state, and the ways out (close,
+ * refuse, graceful end). A stage does one job on the session's buffers or
+ * sockets and returns an outcome; it never calls another stage, never sets
+ * s->state and never arms an event. The stages:
+ *
+ *   forward.c       moves bytes one way, bounded               enum fwd
+ *   connect.c       frames and parses the CONNECT, once        enum connect_step
+ *   session_auth.c  decides who the client is; may use the pool enum auth_step
+ *   upstream.c      opens and completes the broker connection  enum up_step
+ *   session_end.c   follows broker packet boundaries for a clean cut
+ *
+ * The one call from a stage to the hub is session_auth_ready(): the pool's
+ * answer arriving on the loop, which the hub then asks for its outcome.
+ */
+#ifndef PROXY_SESSION_INT_H
+#define PROXY_SESSION_INT_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/ssl.h>
+
+#include "mqtt/connack.h"
+#include "mqtt/connect.h"
+#include "mqtt/framer.h"
+#include "proxy/session.h"
+#include "tls/peer.h"
+#include "tls/sock.h"
+
+#define SESSION_MAGIC 0x6d71746cu   /* "mqtl" */
+
+enum session_state {
+	S_HANDSHAKE,
+	S_AWAIT_CONNECT,
+	S_AUTHENTICATING,
+	S_UPSTREAM_CONNECTING,
+	S_FORWARDING,
+	S_CLOSING,
+	S_DEAD,
+};
+
+/* Event bits for session->armed / the wanted set. */
+enum {
+	ARM_CLIENT_READ = 1,
+	ARM_CLIENT_WRITE = 2,
+	ARM_UP_READ = 4,
+	ARM_UP_WRITE = 8,
+	ARM_CLIENT = ARM_CLIENT_READ | ARM_CLIENT_WRITE,
+	ARM_UP = ARM_UP_READ | ARM_UP_WRITE,
+};
+
+/* Flags. */
+enum {
+	F_READ_WANTS_WRITE = 1 << 0,    /* SSL_read needs the socket writable */
+	F_WRITE_WANTS_READ = 1 << 1,    /* SSL_write needs the socket readable */
+	F_HS_WANTS_WRITE = 1 << 2,      /* handshake waits for writable */
+	F_CLIENT_EOF = 1 << 3,          /* no more bytes will come from the client */
+	F_CLIENT_DEAD = 1 << 4,         /* never write to the client again */
+	F_UP_EOF = 1 << 5,
+	F_UP_DEAD = 1 << 6,
+	F_IN_HANDSHAKE_COUNT = 1 << 7,  /* counted in worker->n_handshakes */
+	F_TLS_DONE = 1 << 8,            /* handshake completed: close_notify makes sense */
+	F_UP_EVENTS = 1 << 9,           /* ev_up is assigned */
+	F_KICK_READ = 1 << 10,          /* a client read turn was requested by event_active */
+	F_READ_IDLE = 1 << 11,          /* the last client read found the socket empty */
+	F_HELLO_DONE = 1 << 12,         /* the ClientHello deadline gave way to the handshake's */
+};
+
+struct worker;
+struct auth_job;
+
+/* Authentication state; allocated only when a policy or injection is on. */
+struct session_auth {
+	struct auth_job *job;           /* in flight on the pool, or NULL */
+	struct auth_job *ready;         /* back from the pool, owned until finished */
+	uint8_t method;                 /* enum auth_method that decided */
+	uint8_t refusing;               /* a refusal waits for its delay */
+	uint8_t refusal;                /* enum mqtt_refusal */
+	const char *refusal_reason;     /* static */
+	uint32_t hold_ms;               /* how long the refusal still waits */
+	char *user;                     /* escaped identity, owned */
+	int64_t expires;                /* token end (with leeway), 0 if none */
+	uint64_t connect_ms;            /* when the CONNECT was complete: the failure delay's start */
+};
+
+/* The broker->client packet boundaries, followed while a clean cut may be
+ * needed (MQTT 5: token expiry, shutdown); allocated only then. */
+struct session_end {
+	struct mqtt_framer down;
+	uint8_t ending;                 /* a cut waits for the packet in progress */
+	uint8_t code;                   /* the DISCONNECT reason to send then */
+	const char *reason;             /* and the close reason to log, static */
+};
+
+struct session {
+	uint32_t magic;
+	uint8_t state;                  /* enum session_state */
+	uint8_t armed;                  /* ARM_* bits currently added to the loop */
+	uint8_t mqtt_version;           /* 0 until a CONNECT was parsed */
+	uint8_t close_state;            /* the state session_close was called in */
+	uint16_t flags;
+	uint16_t write_pending;         /* bytes an unfinished SSL_write must be retried with */
+	int cfd;                        /* client socket, owned */
+	int ufd;                        /* broker socket, owned, -1 if none */
+	SSL *ssl;                       /* owned */
+	struct tls_sock sock;           /* the client fd as the SSL's BIO sees it */
+	struct worker *w;               /* borrowed */
+	struct session *next, *prev;    /* the worker's list (session_list_*) */
+	/* One event per socket, re-assigned when the wanted READ/WRITE set
+	 * changes (session_rearm): two events less per connection. */
+	struct event ev_client, ev_up, ev_timer;
+	struct evbuffer *to_up;         /* plaintext for the broker; owned, NULL when empty */
+	struct evbuffer *to_client;     /* plaintext to encrypt; owned, NULL when empty */
+	struct tls_peer peer;
+	struct session_auth *auth;      /* owned, or NULL */
+	struct session_end *end;        /* owned, or NULL */
+	char *client_id;                /* escaped copy for the log; owned */
+	const char *close_reason;       /* static string */
+	uint64_t bytes_in;              /* plaintext from client */
+	uint64_t bytes_out;             /* plaintext to client */
+	uint64_t start_ms;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+};
+
+/* The length of |b|, 0 for none. */
+static inline size_t buf_len(const struct evbuffer *b)
+{
+	return b ? evbuffer_get_length(b) : 0;
+}
+
+/* The most client bytes to_up may hold in the current state: room for the
+ * CONNECT before authentication, the forwarding buffer after. */
+size_t session_client_in_limit(const struct session *s);
+
+/* ---- the session's life (session_life.c) -------------------------------- */
+
+/* Logs the one line that describes a finished connection. */
+void session_log_close(const struct session *s);
+/* Logs why a TLS handshake failed (verify failures at warn, others at debug). */
+void session_log_handshake_failure(const struct session *s);
+
+/* ---- hub entry for stages (session.c) ---------------------------------- */
+
+/* The auth stage's pending check finished on the pool; called on the
+ * session's loop, outside any session callback. */
+void session_auth_ready(struct session *s);
+
+/* ---- byte mover (forward.c) -------------------------------------------- */
+
+enum fwd {
+	FWD_OK,         /* moved what could be moved; the sockets say when to go on */
+	FWD_AGAIN,      /* stopped by the per-turn budget: more may be waiting */
+	FWD_EOF,        /* the peer closed its side */
+	FWD_ERROR,      /* the peer failed: never write to it again */
+	FWD_OOM,        /* no memory for a buffer */
+};
+
+/* Decrypts client bytes into to_up until the socket is empty, to_up holds
+ * session_client_in_limit bytes, or the turn's budget is spent; with
+ * |flush_first|, the first record is written to the broker before reading
+ * on (a lone message then leaves at once). */
+enum fwd forward_client_in(struct session *s, int flush_first);
+/* Encrypts to_client onto the client socket until it is empty or the socket
+ * is full; drops it when the client is dead. */
+enum fwd forward_client_out(struct session *s);
+/* Reads broker bytes into to_client, at most |limit| in this call and never
+ * beyond --max-buffer. */
+enum fwd forward_up_in(struct session *s, size_t limit);
+/* Writes to_up to the broker socket until it is empty or the socket is
+ * full; drops it when the broker is dead. */
+enum fwd forward_up_out(struct session *s);
+
+/* ---- CONNECT (connect.c) ----------------------------------------------- */
+
+enum connect_step {
+	CONNECT_NEED_MORE,  /* the first packet is not complete yet */
+	CONNECT_OK,         /* *out describes the CONNECT at the front of to_up */
+	CONNECT_REFUSE,     /* *refusal and *reason say how to answer */
+};
+
+/* Frames and parses the client's first packet at the front of to_up. On OK,
+ * *pkt and *len are the packet (contiguous, borrowed from to_up until it
+ * changes) and *out its parsed fields pointing into it; sets
+ * s->mqtt_version and s->client_id. On REFUSE, *refusal is an enum
+ * mqtt_refusal, or -1 for "close without CONNACK", and the refusal is logged. */
+enum connect_step connect_parse(struct session *s, struct mqtt_connect *out, const uint8_t **pkt,
+                                size_t *len, int *refusal, const char **reason);
+
+/* ---- auth (session_auth.c) --------------------------------------------- */
+
+enum auth_step {
+	AUTH_STEP_ALLOW,    /* to_up holds the CONNECT the broker should get */
+	AUTH_STEP_REFUSE,   /* s->auth says with what and after how long */
+	AUTH_STEP_PENDING,  /* on the pool; session_auth_ready() follows */
+	AUTH_STEP_BUSY,     /* the check queue is full: refuse "server busy" now */
+	AUTH_STEP_OOM,
+};
+
+/* Starts deciding on the CONNECT |c| (the |len| bytes at |pkt|, at the
+ * front of to_up), which it consumes from to_up (and re-emits with
+ * injected credentials when it allows). */
+enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *c,
+                                  const uint8_t *pkt, size_t len);
+/* The outcome of a check that was PENDING, once session_auth_ready ran. */
+enum auth_step session_auth_finish(struct session *s);
+/* Frees |a|, disowning (and cancelling) a check still on the pool. NULL is a no-op. */
+void session_auth_free(struct session_auth *a);
+
+/* ---- broker connection (upstream.c) ------------------------------------ */
+
+enum up_step {
+	UP_CONNECTED,       /* s->ufd is connected (to_up may already be on its way) */
+	UP_PENDING,         /* wait for the socket to be writable, then upstream_check */
+	UP_FAILED,          /* *err is the errno; s->ufd is closed */
+};
+
+/* Opens the connection to the broker into s->ufd. */
+enum up_step upstream_open(struct session *s, int *err);
+/* Whether a pending connection completed, learnt by writing the CONNECT. */
+enum up_step upstream_check(struct session *s, int *err);
+/* Closes s->ufd (its events leave the loop first); safe without one. */
+void upstream_close(struct session *s);
+/* Logs that the broker could not be reached, with |err|. */
+void upstream_log_failure(const struct session *s, int err);
+
+/* ---- packet boundaries (session_end.c) --------------------------------- */
+
+/* Starts following broker->client packets (MQTT 5 only). Returns 1/0. */
+int end_follow(struct session *s);
+/* Feeds the broker bytes of to_client from offset |from| on to the framer. */
+void end_track(struct session *s, size_t from);
+/* What forward_up_in may read now: all of |room|, or while a cut waits,
+ * no more than the end of the packet in progress. */
+size_t end_read_limit(const struct session *s, size_t room);
+
+enum end_step {
+	END_CUT,            /* to_client ends on a packet boundary (+ DISCONNECT if any) */
+	END_WAIT,           /* the client has the start of a packet: wait for its end */
+};
+
+/* Prepares to_client for the session's last bytes: drops a trailing
+ * partial packet and appends DISCONNECT |code| (MQTT 5 with boundaries
+ * known), or waits for the packet the client already has the start of
+ * (once: a second call never waits). */
+enum end_step end_cut(struct session *s, uint8_t code, const char *reason);
+/* 1 while a cut waits and the packet it waits for has now ended. */
+int end_ready(const struct session *s);
+
+#endif
