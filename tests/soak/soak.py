@@ -274,7 +274,10 @@ class Soak:
                     "--interval-min", str(self.a.interval_min),
                     "--interval-max", str(self.a.interval_max),
                     "--backoff-base", str(self.a.backoff_base),
-                    "--backoff-cap", str(self.a.backoff_cap)]
+                    "--backoff-cap", str(self.a.backoff_cap),
+                    "--addresses", str(self.a.addresses or self.a.clients)]
+            if self.a.no_resume:
+                argv.append("--no-resume")
             self.clients.append(ClientProc(i, argv, self.work / ("client%d.log" % i)))
             first += n
         self.n_clients = 2 * pairs
@@ -362,6 +365,9 @@ class Soak:
         self.start_mqtls()
         self.start_clients()
         n = self.n_clients
+        st = MQTLS.stat()
+        self.say("mqtls binary: %s (built %s)" % (MQTLS, time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime))))
         self.say("soak: %d clients (%d publisher/subscriber pairs) in %d processes, mqtls %s, "
                  "broker port %d, work dir %s" % (n, n // 2, a.procs, self.mqtls_addr[1],
                                                   self.broker.port, self.work))
@@ -378,6 +384,7 @@ class Soak:
             raise Abort("not every client connected")
         self.say("all %d clients connected in %.1f s (%d attempts, refused %s)"
                  % (n, took, ag["attempts"], ag["refused"]))
+        self.rss_connected = proc_rss_kb(self.mqtls.pid)
 
         # 2. hold, with the restarts at k/(R+1) of it
         self.broadcast("publish")
@@ -438,6 +445,7 @@ class Soak:
         ok, took = self.wait_until(lambda s: s["up_epoch"] == n, a.reconnect_bound,
                                    "all clients back after restart %d" % r)
         rec["t_back"] = time.monotonic()
+        rec["wall_back"] = time.time()
         ag = self.agg()
         rec["ok"] = ok
         rec["took"] = took
@@ -448,6 +456,7 @@ class Soak:
         rec["sessions_lost"] = ag["sessions_lost"] - before["sessions_lost"]
         rec["resumed"] = ag["resumed"] - before["resumed"]
         rec["peak_rss"] = max((kb for t, kb in self.rss_samples if t >= rec["t_kill"]), default=0)
+        rec["rss_back"] = proc_rss_kb(self.mqtls.pid)
         self.restarts.append(rec)
         self.say("restart %d (SIG%s): %d clients up before; broker down %.1f s; all %d back "
                  "%.1f s after the broker was ready (%.1f s after the kill); %d attempts, "
@@ -543,7 +552,12 @@ class Soak:
                 elif msg.startswith("close "):
                     mm = re.search(r" reason=(\S+)", msg)
                     if mm:
-                        reasons[mm.group(1)] = reasons.get(mm.group(1), 0) + 1
+                        why = mm.group(1)
+                        reasons[why] = reasons.get(why, 0) + 1
+                        for x in self.restarts:
+                            if x["wall_kill"] <= t <= x["wall_back"]:
+                                d = x.setdefault("reasons", {})
+                                d[why] = d.get(why, 0) + 1
         self.close_reasons = reasons
         self.ok_warns = ok_warns
         self.check(not errors, "no error line in the mqtls log",
@@ -569,28 +583,38 @@ class Soak:
         self.say("clients: %d (%d publishers, %d subscribers, QoS 1, persistent sessions), "
                  "%d client processes; hold %.0f s (--seconds %d)"
                  % (n, n // 2, n // 2, a.procs, self.t_hold_end - self.t_hold, a.seconds))
-        self.say("initial connect: all %d in %.1f s" % (n, self.connect_time))
+        self.say("config: each publisher one message every %g-%g s; keepalive 60 s; reconnect "
+                 "backoff uniform(0, min(%g, %g*2^k)) s; TLS %s; %s source addresses; broker "
+                 "down %g s per restart; mosquitto persistence on, autosave every %d s (a SIGTERM "
+                 "saves on exit: every PUBACKed message is required; after a SIGKILL, one acked "
+                 "< %d s before it and lost is excused and counted)"
+                 % (a.interval_min, a.interval_max, a.backoff_cap, a.backoff_base,
+                    "full handshakes" if a.no_resume else "session resumption",
+                    a.addresses or n, a.down, AUTOSAVE, KILL_WINDOW))
+        self.say("initial connect: all %d in %.1f s (ramp %g s)" % (n, self.connect_time, a.ramp))
         for x in self.restarts:
-            self.say("restart %d: SIG%s at t=%.0f s, broker down %.1f s, %s; peak mqtls RSS "
-                     "during it %d kB; %d connect attempts, CONNACK refusals %s, %d sessions "
+            self.say("restart %d: SIG%s at t=%.0f s, broker down %.1f s, %s; mqtls RSS peak "
+                     "%d kB, %d kB when all were back; %d connect attempts, CONNACK refusals %s, %d sessions "
                      "lost, %d TLS resumptions"
                      % (x["r"], x["signal"][3:], x["t_kill"] - self.t_hold,
                         x["t_ready"] - x["t_kill"],
                         ("all back %.1f s after the broker was ready (%.1f s after the kill)"
                          % (x["took"], x["t_back"] - x["t_kill"])) if x["ok"] else
                         "NOT all back within %.0f s" % a.reconnect_bound,
-                        x["peak_rss"], x["attempts"], x["refused"], x["sessions_lost"],
+                        x["peak_rss"], x["rss_back"], x["attempts"], x["refused"], x["sessions_lost"],
                         x["resumed"]))
+            self.say("restart %d: mqtls closes from the kill until all were back: %s"
+                     % (x["r"], x.get("reasons", {})))
         self.say("messages: created %d, PUBLISH packets sent %d (%d DUP resends), acked %d, "
                  "delivered %d distinct, %d duplicates, %d not acked, %d acked and not "
                  "delivered (+%d excused by the SIGKILL window), %d foreign; drain %.1f s"
                  % (t["created"], t["sent"] + t["resent"], t["resent"], t["acked"],
                     t["delivered"], t["dups"], t["n_unacked"], len(self.missing),
                     len(self.exempt), t["n_foreign"], self.drain_time))
-        self.say("mqtls RSS: %d kB before the first restart, %d kB after the last reconnect "
-                 "settled (%+.1f%%), peak %d kB; CPU %.1f s in total (%.1f s during the hold "
-                 "before the restarts)"
-                 % (self.rss_before, self.rss_after,
+        self.say("mqtls RSS: %d kB when all had connected, %d kB before the first restart, "
+                 "%d kB after the last reconnect settled (%+.1f%%), peak %d kB; CPU %.1f s in "
+                 "total (%.1f s up to the first restart)"
+                 % (self.rss_connected, self.rss_before, self.rss_after,
                     100.0 * (self.rss_after - self.rss_before) / max(1, self.rss_before),
                     max((kb for _, kb in self.rss_samples), default=0), self.cpu_mqtls,
                     self.cpu_before))
@@ -653,7 +677,14 @@ def main():
     ap.add_argument("--signals", default="TERM,KILL",
                     help="signal of each broker restart in turn [TERM,KILL]")
     ap.add_argument("--down", type=float, default=3.0, help="seconds the broker stays down")
-    ap.add_argument("--ramp", type=float, default=10.0, help="initial connects spread over this")
+    ap.add_argument("--addresses", type=int, default=0,
+                    help="distinct source addresses (127.10.x.y) the clients connect from; "
+                         "default one per client, as devices have")
+    ap.add_argument("--ramp", type=float, default=1.0,
+                    help="initial connects spread over this many seconds [1]: a storm like "
+                         "the reconnects, so the RSS baseline has seen the same peak")
+    ap.add_argument("--no-resume", action="store_true",
+                    help="clients do a full TLS handshake every time (default: resume)")
     ap.add_argument("--interval-min", type=float, default=10.0)
     ap.add_argument("--interval-max", type=float, default=30.0)
     ap.add_argument("--backoff-base", type=float, default=1.0)

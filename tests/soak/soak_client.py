@@ -12,10 +12,12 @@ messages "<i>:<seq>" there. A publisher keeps every message until its PUBACK
 arrives and, after a reconnect, sends the unacknowledged ones again with DUP
 set before anything new (MQTT 3.1.1 §4.4). A message created while the
 publisher is offline waits in its queue (a device buffering readings).
+Client g (over all processes) connects from its own loopback address
+127.10.a.b (--addresses), as distinct devices would.
 
 Every client reconnects after any failure or close with exponential backoff
 and full jitter: uniform(0, min(CAP, BASE * 2^(failures-1))). Clients reuse
-their TLS session (ticket) as devices do.
+their TLS session (ticket) as devices do, unless --no-resume.
 
 Protocol with soak.py -- stdin, one command a line:
   publish          start publishing (each publisher every uniform(IMIN, IMAX) s)
@@ -46,6 +48,7 @@ KEEPALIVE = 60          # seconds, in CONNECT
 PING_AFTER = 30         # send PINGREQ after this long without sending
 PING_TIMEOUT = 30       # close if no PINGRESP within this
 CONNECT_TIMEOUT = 30    # TCP + TLS + CONNACK (+ SUBACK) must complete within this
+IP_BIND_ADDRESS_NO_PORT = 24
 
 
 def enc_len(n):
@@ -99,9 +102,10 @@ class Pair:
 class Client:
     __slots__ = ("loop", "pair", "pub", "cid", "state", "sock", "fd", "mask", "inbuf",
                  "outbuf", "fails", "epoch", "session", "deadline", "last_tx", "ping_at",
-                 "subscribed", "inflight", "queue", "timer_gen", "conns")
+                 "subscribed", "inflight", "queue", "timer_gen", "conns", "src")
 
-    def __init__(self, loop, pair, pub, cid):
+    def __init__(self, loop, pair, pub, cid, src):
+        self.src = src
         self.loop = loop
         self.pair = pair
         self.pub = pub
@@ -149,11 +153,19 @@ class Loop:
         for i in range(args.first, args.first + args.pairs):
             p = Pair(i, b"soak/%s/%d" % (run, i))
             self.pairs.append(p)
-            self.clients.append(Client(self, p, False, b"%s-s%d" % (run, i)))
-            self.clients.append(Client(self, p, True, b"%s-p%d" % (run, i)))
+            self.clients.append(Client(self, p, False, b"%s-s%d" % (run, i), self.source(2 * i)))
+            self.clients.append(Client(self, p, True, b"%s-p%d" % (run, i), self.source(2 * i + 1)))
         self.stdin_buf = b""
         os.set_blocking(0, False)
         self.ep.register(0, EPOLLIN)
+
+    def source(self, g):
+        """The source address of client g (0-based over all processes): one of
+        --addresses loopback addresses 127.10.a.b, or the default (None)."""
+        if not self.args.addresses:
+            return None
+        k = g % self.args.addresses
+        return "127.10.%d.%d" % (k // 254, k % 254 + 1)
 
     # ---- timers -------------------------------------------------------------
     def at(self, when, fn, cl, gen=None):
@@ -167,6 +179,10 @@ class Loop:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if cl.src:
+            # A device's own address: the port is chosen at connect time.
+            s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            s.bind((cl.src, 0))
         err = s.connect_ex(self.addr)
         cl.sock = s
         cl.fd = s.fileno()
@@ -251,7 +267,8 @@ class Loop:
             try:
                 cl.sock = self.ctx.wrap_socket(cl.sock, server_hostname="localhost",
                                                do_handshake_on_connect=False,
-                                               session=cl.session)
+                                               session=None if self.args.no_resume
+                                               else cl.session)
             except (OSError, ssl.SSLError):
                 self.fail(cl, "tls_fail")
                 return
@@ -577,6 +594,9 @@ def main():
     ap.add_argument("--backoff-base", type=float, default=1.0)
     ap.add_argument("--backoff-cap", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--no-resume", action="store_true", help="full TLS handshake every time")
+    ap.add_argument("--addresses", type=int, default=0,
+                    help="spread clients over this many source addresses (0: kernel's choice)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
