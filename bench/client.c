@@ -439,8 +439,10 @@ int bench_client_start(struct bench_worker *w, uint32_t index)
 		bench_client_fail(c, bench_client_errno_kind(errno));
 		return 1;
 	}
-	/* Small packets must not wait for Nagle: latency is what we measure. */
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Small packets must not wait for Nagle: latency is what we measure.
+	 * --nagle measures what clients that leave it on get. */
+	if (!w->opt->nagle)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	bench_client_set_timer(c, w->opt->timeout);
 	if (connect(c->fd, (const struct sockaddr *)&w->addr, w->addr_len) == 0) {
 		tcp_connected(c);

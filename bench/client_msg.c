@@ -69,6 +69,8 @@ int bench_msg_attach(struct bench_client *c)
 		c->out_cap = (uint32_t)(2 * packet + CLIENT_OUT_MAX);
 		m->out_big = malloc(c->out_cap);
 		m->mask = pow2_at_least((uint32_t)o->inflight) - 1;
+		if (c->w->pair_pub && m->pair - c->w->first_pair < c->w->n_pairs)
+			c->w->pair_pub[m->pair - c->w->first_pair] = c;
 		m->slots = calloc(m->mask + 1, sizeof(*m->slots));
 		c->out = m->out_big;
 		return m->out_big != NULL && m->slots != NULL;
@@ -96,6 +98,9 @@ void bench_msg_detach(struct bench_client *c)
 	if (m == NULL)
 		return;
 	event_del(&m->pace);
+	if (m->role == ROLE_PUB && c->w->pair_pub && m->pair - c->w->first_pair < c->w->n_pairs &&
+	    c->w->pair_pub[m->pair - c->w->first_pair] == c)
+		c->w->pair_pub[m->pair - c->w->first_pair] = NULL;
 	free(m->slots);
 	free(m->seen);
 	free(m->out_big);
@@ -206,6 +211,35 @@ static void compact(struct bench_client *c)
 	c->out_off = 0;
 }
 
+/* --window: QoS 0 has no acknowledgement, so "in flight" is what the
+ * pair's subscriber has not received yet. */
+static int window_full(const struct bench_client *c)
+{
+	const struct bench_worker *w = c->w;
+	const struct bench_msg *m = c->msg;
+	uint32_t i = m->pair - w->first_pair;
+
+	if (w->pair_rx == NULL || w->opt->qos != 0 || i >= w->n_pairs)
+		return 0;
+	return m->seq - w->pair_rx[i] >= (uint64_t)w->opt->window;
+}
+
+/* The subscriber of |pair| received up to |next|: its publisher may go on. */
+static void window_advance(struct bench_worker *w, uint32_t pair, uint64_t next)
+{
+	uint32_t i = pair - w->first_pair;
+	struct bench_client *pub;
+
+	if (w->pair_rx == NULL || i >= w->n_pairs || next <= w->pair_rx[i])
+		return;
+	w->pair_rx[i] = next;
+	pub = w->pair_pub[i];
+	if (pub && pub->msg && pub->msg->window_full) {
+		pub->msg->window_full = 0;
+		event_active(&pub->msg->pace, EV_TIMEOUT, 0);
+	}
+}
+
 int bench_msg_pump(struct bench_client *c)
 {
 	const struct bench_options *opt = c->w->opt;
@@ -216,6 +250,7 @@ int bench_msg_pump(struct bench_client *c)
 	if (m == NULL || m->role != ROLE_PUB || !m->publishing || m->done)
 		return 1;
 	c->pump_more = 0;
+	m->window_full = 0;
 	if (opt->msg_rate > 0)
 		due = (uint64_t)((double)(now - m->t_begin) / 1e9 * opt->msg_rate) + 1;
 	if (opt->messages > 0 && due > (uint64_t)opt->messages)
@@ -224,13 +259,17 @@ int bench_msg_pump(struct bench_client *c)
 	while (m->seq < due && n < PUMP_BATCH) {
 		if (opt->qos > 0 && m->slots[m->seq & m->mask].state != 0)
 			break;          /* window full: the next ack pumps again */
+		if (window_full(c)) {
+			m->window_full = 1;
+			break;          /* the subscriber's next message pumps again */
+		}
 		if (!queue_publish(c, now))
 			break;          /* buffer full: writable pumps again */
 		n++;
 	}
-	if (m->seq < due && n == PUMP_BATCH)
+	if (m->seq < due && n == PUMP_BATCH && !m->window_full)
 		c->pump_more = 1;
-	else if (m->seq < due && c->out_len > 0 &&
+	else if (m->seq < due && c->out_len > 0 && !m->window_full &&
 	         (opt->qos == 0 || m->slots[m->seq & m->mask].state == 0))
 		c->pump_more = 1;
 	if (opt->msg_rate > 0 && (opt->messages == 0 || m->seq < (uint64_t)opt->messages) &&
@@ -304,6 +343,7 @@ static void record_stamp(struct bench_client *c, const struct mqttc_packet *p, u
 		s->reordered++;
 	else
 		m->next_seq = (uint64_t)seq + 1;
+	window_advance(c->w, m->pair, m->next_seq);
 	bench_worker_message_received(c->w);
 }
 

@@ -42,6 +42,7 @@ struct bench_msg {
 	uint64_t t_begin;
 	uint32_t outstanding;     /* QoS 1/2 flows not complete */
 	uint32_t mask;            /* slots - 1; slots is a power of two */
+	int window_full;          /* --window: waiting for the subscriber */
 	struct pub_slot *slots;   /* owned */
 
 	/* Subscriber (pubsub). */

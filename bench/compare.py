@@ -21,6 +21,10 @@ Sizes come from the environment (defaults fit 2 cores in a few minutes):
   BENCH_LAT_REPEAT=3     latency runs per terminator; the one with the median p99 is kept
   BENCH_KEYS=ecdsa       certificate types to run: "ecdsa", "rsa" or "ecdsa rsa"
   BENCH_ONLY=            space-separated subset of: direct mqtls haproxy nginx stunnel mosquitto-tls
+  BENCH_GB16_MB=512      MB published in 16 KiB QoS 0 messages, one pair, at most 32 in flight
+  BENCH_SMALL=100000     256-byte QoS 0 messages, one pair, at most 32 in flight
+  BENCH_NAGLE=200        connects (TLS 1.3 + CONNECT/CONNACK) by a client that leaves Nagle on
+  BENCH_SCENARIOS=       subset of: conn resume idle lat gb64 gb16 small nagle (default: all)
 """
 import json
 import os
@@ -51,6 +55,12 @@ ORDER = ["direct", "mqtls", "haproxy", "nginx", "stunnel", "mosquitto-tls"]
 ONLY = os.environ.get("BENCH_ONLY", "").split() or ORDER
 LAT_PAIRS = 4
 GB_PAYLOAD = 65536
+GB16_MB = int(os.environ.get("BENCH_GB16_MB", "512"))
+N_SMALL = int(os.environ.get("BENCH_SMALL", "100000"))
+N_NAGLE = int(os.environ.get("BENCH_NAGLE", "200"))
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "").split() or \
+    ["conn", "resume", "idle", "lat", "gb64", "gb16", "small", "nagle"]
+WINDOW = 32
 
 
 def log(msg):
@@ -299,6 +309,40 @@ def measure(name, d, pids_of, broker_pid, port, tls):
     else:
         client += ["--no-tls"]
     f = {"name": name, "errors": 0}
+    if "conn" in SCENARIOS:
+        conn_scenario(f, name, d, pids_of, broker_pid, client, tls)
+    if "idle" in SCENARIOS:
+        log(f"  {name}: {N_IDLE} idle connections")
+        kt, kb, r = idle_rss(pids_of, broker_pid, client + ["-i", f"{name}-i"], d, f"{name}-idle")
+        f["errors"] += r["failed"]
+        f["idle_kib"], f["idle_kib_broker"] = kt, kb
+    if "lat" in SCENARIOS:
+        lat_scenario(f, name, d, client)
+    if "gb64" in SCENARIOS:
+        log(f"  {name}: {GB_MB} MB published in 64 KiB QoS 1 messages")
+        msgs = max(GB_MB * 1024 * 1024 // GB_PAYLOAD // 2, 1)
+        forward_scenario(f, "", name, d, pids_of, broker_pid, client,
+                         ["--qos", "1", "--payload", str(GB_PAYLOAD), "--messages", str(msgs)])
+    if "gb16" in SCENARIOS:
+        log(f"  {name}: {GB16_MB} MB published in 16 KiB QoS 0 messages, {WINDOW} in flight")
+        msgs = max(GB16_MB * 1024 * 1024 // 16384, 1)
+        forward_scenario(f, "16", name, d, pids_of, broker_pid, client,
+                         ["--qos", "0", "--payload", "16384", "--window", str(WINDOW), "--messages", str(msgs)])
+    if "small" in SCENARIOS:
+        log(f"  {name}: {N_SMALL} messages of 256 B, QoS 0, {WINDOW} in flight")
+        forward_scenario(f, "_small", name, d, pids_of, broker_pid, client,
+                         ["--qos", "0", "--payload", "256", "--window", str(WINDOW), "--messages", str(N_SMALL)])
+    if "nagle" in SCENARIOS:
+        log(f"  {name}: {N_NAGLE} connects by a client with Nagle on")
+        r = bench(["conn", "--count", str(N_NAGLE), "--churn", "--concurrency", "1", "--nagle",
+                   "-i", f"{name}-n"] + client, d, f"{name}-nagle")
+        f["errors"] += r["failed"]
+        t = r["latency"]["connect_total"]
+        f["nagle_p50_ms"], f["nagle_p99_ms"] = t["p50_ns"] / 1e6, t["p99_ns"] / 1e6
+    return f
+
+
+def conn_scenario(f, name, d, pids_of, broker_pid, client, tls):
     log(f"  {name}: {N_CONN} full handshakes")
     r, tc, bc = measured(pids_of, broker_pid, lambda: bench(
         ["conn", "--count", str(N_CONN), "--churn", "--concurrency", "50", "-i", f"{name}-c"] + client, d, f"{name}-conn"))
@@ -308,7 +352,7 @@ def measure(name, d, pids_of, broker_pid, port, tls):
     f["full_ms_b"] = (tc + bc) * 1e6 / full
     f["connects_s"] = r["connects_per_s"]
     f["broker_full_ms"] = bc * 1e6 / full
-    if tls:
+    if tls and "resume" in SCENARIOS:
         log(f"  {name}: {N_CONN} resumed handshakes")
         r, tc, bc = measured(pids_of, broker_pid, lambda: bench(
             ["conn", "--count", str(N_CONN), "--churn", "--concurrency", "50", "--tls-resume",
@@ -320,10 +364,9 @@ def measure(name, d, pids_of, broker_pid, port, tls):
             nfull = r["connected"] - resumed
             f["resumed_ms"] = max(tc * 1e3 - nfull * f["full_ms"] / 1e3, 0) * 1e3 / resumed
             f["resumed_ms_b"] = max((tc + bc) * 1e3 - nfull * f["full_ms_b"] / 1e3, 0) * 1e3 / resumed
-    log(f"  {name}: {N_IDLE} idle connections")
-    kt, kb, r = idle_rss(pids_of, broker_pid, client + ["-i", f"{name}-i"], d, f"{name}-idle")
-    f["errors"] += r["failed"]
-    f["idle_kib"], f["idle_kib_broker"] = kt, kb
+
+
+def lat_scenario(f, name, d, client):
     log(f"  {name}: latency, {LAT_PAIRS} pairs at {LAT_RATE:g} msg/s, {LAT_REPEAT} x {LAT_SECONDS:g} s")
     # The tail on a shared 2-core machine is noisy: keep the run with the
     # median p99 of a few.
@@ -339,19 +382,24 @@ def measure(name, d, pids_of, broker_pid, port, tls):
     e = r["latency"]["end_to_end"]
     f["p50_us"], f["p99_us"] = e["p50_ns"] / 1e3, e["p99_ns"] / 1e3
     f["dist"] = r["messages"]["end_to_end_distribution"]
-    log(f"  {name}: {GB_MB} MB published through it")
-    msgs = max(GB_MB * 1024 * 1024 // GB_PAYLOAD // 2, 1)
+
+
+def forward_scenario(f, key, name, d, pids_of, broker_pid, client, args):
+    """One publisher/subscriber pair through the endpoint: terminator CPU
+    per GB forwarded (in and out), MB/s published, messages/s, CPU per message."""
     r, tc, bc = measured(pids_of, broker_pid, lambda: bench(
-        ["pubsub", "--count", "2", "--qos", "1", "--payload", str(GB_PAYLOAD), "--messages", str(msgs),
-         "--duration", "120", "-i", f"{name}-g"] + client, d, f"{name}-gb"))
+        ["pubsub", "--count", "2", "--duration", "120", "-i", f"{name}-g{key}"] + args + client,
+        d, f"{name}-gb{key}"))
     m = r["messages"]
     f["errors"] += r["failed"] + m["lost"]
     forwarded = (m["published_bytes"] + m["received_bytes"]) / 1e9     # in and out of the terminator
-    f["gb_s"] = tc / forwarded if forwarded else None
-    f["gb_s_b"] = (tc + bc) / forwarded if forwarded else None
-    f["broker_gb_s"] = bc / forwarded if forwarded else None
-    f["mb_s"] = m["published_bytes"] / 1e6 / m["publish_s"] if m["publish_s"] else None
-    return f
+    f["gb_s" + key] = tc / forwarded if forwarded else None
+    f["gb_s_b" + key] = (tc + bc) / forwarded if forwarded else None
+    f["broker_gb_s" + key] = bc / forwarded if forwarded else None
+    f["mb_s" + key] = m["published_bytes"] / 1e6 / m["publish_s"] if m["publish_s"] else None
+    f["msgs_s" + key] = m["received"] / m["publish_s"] if m["publish_s"] else None
+    f["us_msg" + key] = tc * 1e6 / m["received"] if m["received"] else None
+    f["broker_us_msg" + key] = bc * 1e6 / m["received"] if m["received"] else None
 
 
 def run_key(kind, procs, out_dir):
@@ -426,17 +474,19 @@ def table(kind, figs):
             continue
         g = dict(f)
         if f.get("self_is_broker"):
-            g["full_ms_b"], g["gb_s_b"] = f["full_ms"], f["gb_s"]
-            g["full_ms"] = f["full_ms"] - direct.get("broker_full_ms", 0) if direct else None
-            g["gb_s"] = f["gb_s"] - direct.get("broker_gb_s", 0) if direct and f["gb_s"] else None
-            g["resumed_ms_b"] = f.get("resumed_ms")
-            g["resumed_ms"] = (f["resumed_ms"] - direct.get("broker_full_ms", 0)
-                               if direct and f.get("resumed_ms") is not None else None)
-            g["idle_kib_b"] = f["idle_kib"]
-            g["idle_kib"] = f["idle_kib"] - direct["idle_kib_broker"] if direct.get("idle_kib_broker") is not None else None
+            def minus(k, dk):
+                return f[k] - direct.get(dk, 0) if direct and f.get(k) is not None else None
+            for key in ("", "16", "_small"):
+                g["gb_s_b" + key], g["gb_s" + key] = f.get("gb_s" + key), minus("gb_s" + key, "broker_gb_s" + key)
+                g["us_msg" + key] = minus("us_msg" + key, "broker_us_msg" + key)
+            g["full_ms_b"], g["full_ms"] = f.get("full_ms"), minus("full_ms", "broker_full_ms")
+            g["resumed_ms_b"], g["resumed_ms"] = f.get("resumed_ms"), minus("resumed_ms", "broker_full_ms")
+            g["idle_kib_b"] = f.get("idle_kib")
+            g["idle_kib"] = (f["idle_kib"] - direct["idle_kib_broker"]
+                             if f.get("idle_kib") is not None and direct.get("idle_kib_broker") is not None else None)
         else:
-            g["idle_kib_b"] = (f["idle_kib"] + f["idle_kib_broker"]) if f["idle_kib"] is not None else None
-        if direct.get("p50_us") is not None:
+            g["idle_kib_b"] = (f["idle_kib"] + f["idle_kib_broker"]) if f.get("idle_kib") is not None else None
+        if direct.get("p50_us") is not None and f.get("p50_us") is not None:
             g["add_p50"], g["add_p99"] = f["p50_us"] - direct["p50_us"], f["p99_us"] - direct["p99_us"]
         else:
             g["add_p50"] = g["add_p99"] = None
@@ -446,30 +496,54 @@ def table(kind, figs):
     def r(g, k):
         return ratio(g.get(k), ref.get(k)) if ref else "–"
 
-    lines = [
-        f"### {'ECDSA P-256' if kind == 'ecdsa' else 'RSA-2048'} server certificate, TLS 1.3",
-        "",
-        "| terminator | CPU ms / 1,000 full handshakes + CONNECT (term. / +broker) | × mqtls "
-        "| CPU ms / 1,000 resumed (term. / +broker) | × mqtls | connects/s (wall clock) "
-        "| KiB RSS / idle conn. (term. / +broker) | × mqtls | CPU s / GB forwarded (term. / +broker) | × mqtls "
-        "| added p50 / p99 publish→receive, µs (wall clock) | × mqtls (p99) | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for g in rows:
-        name = g["name"] + (" ¹" if g.get("self_is_broker") else "")
-        lines.append(
-            f"| {name} | {fmt(g['full_ms'] and g['full_ms'] * 1)} / {fmt(g['full_ms_b'])} | {r(g, 'full_ms')} "
-            f"| {fmt(g.get('resumed_ms'))} / {fmt(g.get('resumed_ms_b'))} | {r(g, 'resumed_ms')} "
-            f"| {fmt(g['connects_s'], 0)} "
-            f"| {fmt(g['idle_kib'], 1)} / {fmt(g['idle_kib_b'], 1)} | {r(g, 'idle_kib')} "
-            f"| {fmt(g['gb_s'])} / {fmt(g['gb_s_b'])} | {r(g, 'gb_s')} "
-            f"| {fmt(g['add_p50'], 0)} / {fmt(g['add_p99'], 0)} | {r(g, 'add_p99')} | {g['errors']} |")
-    if direct:
-        lines += ["", f"Direct plain MQTT to the broker (the baseline): broker CPU {fmt(direct['broker_full_ms'])} ms "
-                  f"per 1,000 connects, {fmt(direct['broker_gb_s'])} s per GB; publish→receive p50 "
-                  f"{fmt(direct['p50_us'], 0)} µs, p99 {fmt(direct['p99_us'], 0)} µs; broker "
-                  f"{fmt(direct['idle_kib_broker'], 1)} KiB per idle connection."]
-    lines += ["", "¹ mosquitto's own TLS listener: terminator and broker are one process, so its \"+broker\" figure "
+    def v(g, k, digits=2):
+        return fmt(g.get(k), digits)
+
+    title = f"### {'ECDSA P-256' if kind == 'ecdsa' else 'RSA-2048'} server certificate, TLS 1.3"
+    lines = [title, ""]
+    if any(k in SCENARIOS for k in ("conn", "idle", "lat", "gb64")):
+        lines += [
+            "| terminator | CPU ms / 1,000 full handshakes + CONNECT (term. / +broker) | × mqtls "
+            "| CPU ms / 1,000 resumed (term. / +broker) | × mqtls | connects/s (wall clock) "
+            "| KiB RSS / idle conn. (term. / +broker) | × mqtls | CPU s / GB forwarded, 64 KiB QoS 1 (term. / +broker) | × mqtls "
+            "| added p50 / p99 publish→receive, µs (wall clock) | × mqtls (p99) | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for g in rows:
+            name = g["name"] + (" ¹" if g.get("self_is_broker") else "")
+            lines.append(
+                f"| {name} | {v(g, 'full_ms')} / {v(g, 'full_ms_b')} | {r(g, 'full_ms')} "
+                f"| {v(g, 'resumed_ms')} / {v(g, 'resumed_ms_b')} | {r(g, 'resumed_ms')} "
+                f"| {v(g, 'connects_s', 0)} "
+                f"| {v(g, 'idle_kib', 1)} / {v(g, 'idle_kib_b', 1)} | {r(g, 'idle_kib')} "
+                f"| {v(g, 'gb_s')} / {v(g, 'gb_s_b')} | {r(g, 'gb_s')} "
+                f"| {v(g, 'add_p50', 0)} / {v(g, 'add_p99', 0)} | {r(g, 'add_p99')} | {g['errors']} |")
+        lines.append("")
+    if any(k in SCENARIOS for k in ("gb64", "gb16", "small", "nagle")):
+        lines += [
+            "Forwarding workloads, one publisher/subscriber pair (terminator CPU; MB/s and messages/s wall clock), "
+            "and connect time for a client that leaves Nagle on:",
+            "",
+            "| terminator | (a) 16 KiB QoS 0, ≤32 in flight: CPU s/GB | × mqtls | MB/s "
+            "| (b) 64 KiB QoS 1: CPU s/GB | × mqtls | MB/s "
+            "| 256 B QoS 0: messages/s | CPU µs / message | × mqtls "
+            "| Nagle client TCP connect→CONNACK p50 / p99, ms | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for g in rows:
+            name = g["name"] + (" ¹" if g.get("self_is_broker") else "")
+            lines.append(
+                f"| {name} | {v(g, 'gb_s16')} | {r(g, 'gb_s16')} | {v(g, 'mb_s16', 0)} "
+                f"| {v(g, 'gb_s')} | {r(g, 'gb_s')} | {v(g, 'mb_s', 0)} "
+                f"| {v(g, 'msgs_s_small', 0)} | {v(g, 'us_msg_small', 1)} | {r(g, 'us_msg_small')} "
+                f"| {v(g, 'nagle_p50_ms', 1)} / {v(g, 'nagle_p99_ms', 1)} | {g['errors']} |")
+        lines.append("")
+    if direct.get("broker_full_ms") is not None:
+        lines += [f"Direct plain MQTT to the broker (the baseline): broker CPU {fmt(direct.get('broker_full_ms'))} ms "
+                  f"per 1,000 connects, {fmt(direct.get('broker_gb_s'))} s per GB; publish→receive p50 "
+                  f"{fmt(direct.get('p50_us'), 0)} µs, p99 {fmt(direct.get('p99_us'), 0)} µs; broker "
+                  f"{fmt(direct.get('idle_kib_broker'), 1)} KiB per idle connection.", ""]
+    lines += ["¹ mosquitto's own TLS listener: terminator and broker are one process, so its \"+broker\" figure "
               "is measured and its terminator-only figure is that minus the plain broker's cost for the same work "
               "(the direct row)."]
     return "\n".join(lines), rows
@@ -477,6 +551,8 @@ def table(kind, figs):
 
 def plot(kind, rows, direct):
     series = [("direct", direct.get("dist"))] + [(g["name"], g.get("dist")) for g in rows]
+    if not any(dist for _, dist in series):
+        return None
     files = []
     for name, dist in series:
         if not dist:
@@ -546,7 +622,8 @@ def main():
     header = (f"## mqtls vs. other TLS terminators (`make bench`, {time.strftime('%Y-%m-%d %H:%M')})\n\n"
               f"Machine: {machine()}.\n"
               f"Sizes: {N_CONN} full and {N_CONN} resumed handshakes (churn, 50 in flight), {N_IDLE} idle "
-              f"connections, {GB_MB} MB published in {GB_PAYLOAD // 1024} KiB QoS 1 messages (forwarded in and out), "
+              f"connections, {GB_MB} MB published in {GB_PAYLOAD // 1024} KiB QoS 1 messages and {GB16_MB} MB in 16 KiB "
+              f"QoS 0 messages (forwarded in and out), {N_SMALL} messages of 256 B, {N_NAGLE} connects with Nagle on, "
               f"latency from {LAT_PAIRS} publisher/subscriber pairs at {LAT_RATE:g} msg/s each (QoS 0, 64 B; median-p99 "
               f"of {LAT_REPEAT} runs of {LAT_SECONDS:g} s). One worker "
               f"process/thread per terminator. CPU = utime+stime from /proc of all the terminator's processes; "

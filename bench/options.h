@@ -51,7 +51,9 @@ struct bench_options {
 	long messages;            /* pub: messages per publisher; 0: until --duration ends */
 	double msg_rate;          /* pub: messages per second per publisher; 0: unlimited */
 	long inflight;            /* pub: unacknowledged QoS 1/2 messages per publisher */
+	long window;              /* pubsub QoS 0: published, not yet received, per pair; 0: none */
 	int tls_resume;           /* reuse a TLS session for later connections */
+	int nagle;                /* leave Nagle's algorithm on, as many devices do */
 	const char *source_ips;   /* "A-B": bind clients round-robin to these IPv4 addresses */
 	uint32_t src_first, src_count; /* derived from source_ips, host byte order */
 	int quiet;                /* no progress line */

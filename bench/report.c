@@ -163,7 +163,7 @@ static json_t *options_json(const struct bench_options *o)
 {
 	/* The password is a secret: only whether one was given. */
 	return json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:s, s:b, s:s?, s:b, s:b,"
-	                 " s:b, s:f, s:b, s:f, s:I, s:f, s:s, s:I, s:I, s:I, s:f, s:I, s:b, s:s?}",
+	                 " s:b, s:f, s:b, s:f, s:I, s:f, s:s, s:I, s:I, s:I, s:f, s:I, s:b, s:s?, s:I, s:b}",
 	                 "scenario", bench_scenario_name(o->scenario),
 	                 "host", o->host, "port", (json_int_t)o->port,
 	                 "count", (json_int_t)o->count, "rate", o->rate,
@@ -177,7 +177,7 @@ static json_t *options_json(const struct bench_options *o)
 	                 "topic", o->topic, "qos", (json_int_t)o->qos, "payload", (json_int_t)o->payload,
 	                 "messages", (json_int_t)o->messages, "msg_rate", o->msg_rate,
 	                 "inflight", (json_int_t)o->inflight, "tls_resume", o->tls_resume,
-	                 "sni", o->sni);
+	                 "sni", o->sni, "window", (json_int_t)o->window, "nagle", o->nagle);
 }
 
 int bench_report_write_json(const char *path, const struct bench_run *r)

@@ -291,6 +291,14 @@ int bench_worker_init(struct bench_worker *w, int id, const struct bench_options
 			return 0;
 		memset(w->payload, 'x', o->payload > 0 ? (size_t)o->payload : 1);
 	}
+	if (o->scenario == SCENARIO_PUBSUB && o->window > 0) {
+		w->first_pair = first_index / 2;
+		w->n_pairs = (first_index + count + 1) / 2 - w->first_pair + 1;
+		w->pair_rx = calloc(w->n_pairs, sizeof(*w->pair_rx));
+		w->pair_pub = calloc(w->n_pairs, sizeof(*w->pair_pub));
+		if (w->pair_rx == NULL || w->pair_pub == NULL)
+			return 0;
+	}
 	event_assign(&w->tick, w->base, -1, 0, on_tick, w);
 	event_assign(&w->end_timer, w->base, -1, 0, on_end_timer, w);
 	return 1;
@@ -344,6 +352,8 @@ void bench_worker_cleanup(struct bench_worker *w)
 	}
 	bench_stats_cleanup(&w->stats);
 	free(w->payload);
+	free(w->pair_rx);
+	free(w->pair_pub);
 	SSL_SESSION_free(w->session);
 	w->magic = 0;
 }

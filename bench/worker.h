@@ -54,6 +54,11 @@ struct bench_worker {
 	uint32_t pubs_running;             /* publishers started and not yet done */
 	uint64_t t_msg_start_ns, t_msg_end_ns; /* the publishing phase */
 	uint8_t *payload;                  /* owned: scratch payload of --payload bytes */
+	/* pubsub --window: per pair of this worker, what its subscriber has
+	 * received and which client publishes for it. */
+	uint32_t first_pair, n_pairs;
+	uint64_t *pair_rx;                 /* owned */
+	struct bench_client **pair_pub;    /* owned array; the clients are borrowed */
 	SSL_SESSION *session;              /* owned: the session later connections resume */
 	atomic_int stop;                   /* set by another thread: end the run now */
 	int ending;                        /* disconnecting everyone */

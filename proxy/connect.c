@@ -73,7 +73,7 @@ static void keep_client_id(struct session *s, const struct mqtt_connect *c)
 enum connect_step connect_parse(struct session *s, struct mqtt_connect *out, const uint8_t **pkt,
                                 size_t *len_out, int *refusal, const char **reason)
 {
-	size_t len = buf_len(s->to_up);
+	size_t len = bufq_len(&s->to_up);
 	size_t hlen = len < MQTT_MAX_HEADER_LEN ? len : MQTT_MAX_HEADER_LEN;
 	struct mqtt_frame f;
 	enum mqtt_frame_result fr;
@@ -83,7 +83,9 @@ enum connect_step connect_parse(struct session *s, struct mqtt_connect *out, con
 
 	if (len == 0)
 		return CONNECT_NEED_MORE;
-	p = evbuffer_pullup(s->to_up, (ssize_t)hlen);
+	p = bufq_pullup(&s->to_up, session_blocks(s), hlen);
+	if (p == NULL)
+		return CONNECT_OOM;
 	/* [MQTT-3.1.0-1] the first packet from the client must be CONNECT. */
 	if ((p[0] >> 4) != MQTT_CONNECT)
 		return refuse(s, MQTT_REFUSE_PROTOCOL_ERROR, "not_connect", NULL, refusal, reason);
@@ -97,13 +99,18 @@ enum connect_step connect_parse(struct session *s, struct mqtt_connect *out, con
 		size_t peek = len < 64 ? len : 64;
 		uint8_t v = 0;
 
-		(void)mqtt_connect_peek_version(evbuffer_pullup(s->to_up, (ssize_t)peek), peek, &v);
+		const uint8_t *head = bufq_pullup(&s->to_up, session_blocks(s), peek);
+
+		if (head != NULL)
+			(void)mqtt_connect_peek_version(head, peek, &v);
 		s->mqtt_version = answerable(v);
 		return refuse(s, MQTT_REFUSE_PACKET_TOO_LARGE, "connect_too_large", NULL, refusal, reason);
 	}
 	if (len < f.total_len)
 		return CONNECT_NEED_MORE;
-	p = evbuffer_pullup(s->to_up, (ssize_t)f.total_len);
+	p = bufq_pullup(&s->to_up, session_blocks(s), f.total_len);
+	if (p == NULL)
+		return CONNECT_OOM;
 	ce = mqtt_connect_parse(p, f.total_len, out, &why);
 	if (ce != MQTT_CONNECT_OK) {
 		uint8_t v = out->version;

@@ -2,19 +2,19 @@
  * The forwarding path: how bytes cross mqtls without being copied.
  *
  * client -> broker: SSL_read decrypts into free space reserved at the tail of
- *   s->to_up (evbuffer_reserve_space / evbuffer_commit_space); evbuffer_write
- *   then hands those same chains to writev(2) on the broker socket. Besides
+ *   s->to_up (bufq_reserve / bufq_commit); bufq_write then hands those same
+ *   blocks to writev(2) on the broker socket. Besides
  *   the decryption, BoringSSL copies the plaintext out of its record buffer
  *   (its public API cannot decrypt into ours), and tls/sock.c may copy
  *   ciphertext once from its read-ahead into BoringSSL's buffer, which is
  *   what lets one recv(2) carry a whole record or several.
- * broker -> client: readv(2) fills s->to_client's reserved chains; SSL_write
- *   encrypts from the first chain in place (evbuffer_peek) and the consumed
+ * broker -> client: readv(2) fills s->to_client's reserved blocks; SSL_write
+ *   encrypts from the first block in place (bufq_peek) and the consumed
  *   bytes are drained. The encryption is the only copy.
  *
- * No payload byte is copied between our own buffers. A buffer exists only
- * while it holds data and is freed once drained, so an idle connection owns
- * no buffer at all.
+ * No payload byte is copied between our own buffers. A queue holds blocks
+ * only while it holds data, so an idle connection owns none; drained blocks
+ * go back to the worker's bounded cache (proxy/bufq.h), not to malloc.
  *
  * Backpressure: each buffer is bounded by --max-buffer. While to_up is full
  * the client is not read; while to_client is full the broker is not read
@@ -43,16 +43,9 @@
 /* One read from the broker: four full TLS records. */
 #define UP_READ_MAX (64 * 1024)
 
-static void drop_buffer(struct evbuffer **b)
-{
-	if (*b) {
-		evbuffer_free(*b);
-		*b = NULL;
-	}
-}
-
 enum fwd forward_client_in(struct session *s, int flush_first)
 {
+	struct blk_cache *c = session_blocks(s);
 	size_t max = session_client_in_limit(s), budget = READ_BUDGET;
 	enum tls_io r = TLS_IO_WANT_READ;
 	enum fwd out = FWD_OK;
@@ -60,17 +53,14 @@ enum fwd forward_client_in(struct session *s, int flush_first)
 	s->flags &= ~F_READ_WANTS_WRITE;
 	if (s->flags & (F_CLIENT_EOF | F_CLIENT_DEAD))
 		return FWD_OK;
-	while (buf_len(s->to_up) < max) {
-		struct evbuffer_iovec v;
+	while (bufq_len(&s->to_up) < max) {
+		struct iovec v;
 		size_t n = 0;
 
-		if (s->to_up == NULL && (s->to_up = evbuffer_new()) == NULL)
-			return FWD_OOM;
-		if (evbuffer_reserve_space(s->to_up, RECORD_MAX, &v, 1) < 1)
+		if (bufq_reserve(&s->to_up, c, RECORD_MAX, &v, 1) < 1)
 			return FWD_OOM;
 		r = tls_read(s->ssl, v.iov_base, v.iov_len, &n);
-		v.iov_len = n;
-		evbuffer_commit_space(s->to_up, &v, r == TLS_IO_OK ? 1 : 0);
+		bufq_commit(&s->to_up, c, r == TLS_IO_OK ? n : 0);
 		/* After WANT_READ what the SSL holds is an incomplete record:
 		 * only more socket bytes can finish it (session.c). */
 		if (r == TLS_IO_WANT_READ)
@@ -111,25 +101,27 @@ enum fwd forward_client_in(struct session *s, int flush_first)
 
 enum fwd forward_client_out(struct session *s)
 {
+	struct blk_cache *c = session_blocks(s);
+
 	s->flags &= ~F_WRITE_WANTS_READ;
 	if (s->flags & F_CLIENT_DEAD) {
-		drop_buffer(&s->to_client);
+		bufq_clear(&s->to_client, c);
 		return FWD_OK;
 	}
-	while (buf_len(s->to_client) > 0) {
-		struct evbuffer_iovec v;
+	while (bufq_len(&s->to_client) > 0) {
+		struct iovec v;
 		size_t n = 0, len;
 		enum tls_io r;
 
-		if (evbuffer_peek(s->to_client, -1, NULL, &v, 1) < 1)
+		if (bufq_peek(&s->to_client, 0, &v, 1) < 1)
 			break;
-		/* After a WANT_*, the retry passes the same first chain again,
-		 * at least as long as before, as BoringSSL requires. */
+		/* After a WANT_*, the retry passes the same first block again, at
+		 * least as long as before, as BoringSSL requires. */
 		len = v.iov_len < RECORD_MAX ? v.iov_len : RECORD_MAX;
 		r = tls_write(s->ssl, v.iov_base, len, &n);
 		s->write_pending = r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE ? (uint16_t)len : 0;
 		if (r == TLS_IO_OK) {
-			evbuffer_drain(s->to_client, n);
+			bufq_drain(&s->to_client, c, n);
 			s->bytes_out += n;
 			continue;
 		}
@@ -138,27 +130,24 @@ enum fwd forward_client_out(struct session *s)
 		if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE)
 			return FWD_OK;
 		s->flags |= F_CLIENT_DEAD | F_CLIENT_EOF;
-		drop_buffer(&s->to_client);
+		bufq_clear(&s->to_client, c);
 		return FWD_ERROR;
 	}
-	drop_buffer(&s->to_client);
 	return FWD_OK;
 }
 
-/*
- * readv into reserved space rather than evbuffer_read, which in libevent
- * 2.1 asks FIONREAD first and then reads at most 4 KB: two syscalls per
- * 4 KB and 4 KB TLS records. A short read means the socket is drained.
- */
+/* readv into reserved blocks: one syscall for up to four records' worth,
+ * and a short read means the socket is drained. */
 enum fwd forward_up_in(struct session *s, size_t limit)
 {
+	struct blk_cache *c = session_blocks(s);
 	size_t max = s->w->proxy->max_buffer, budget = READ_BUDGET < limit ? READ_BUDGET : limit;
 
 	if (s->flags & (F_UP_EOF | F_UP_DEAD))
 		return FWD_OK;
 	for (;;) {
-		size_t have = buf_len(s->to_client), room = max > have ? max - have : 0;
-		struct evbuffer_iovec v[2];
+		size_t have = bufq_len(&s->to_client), room = max > have ? max - have : 0, got = 0;
+		struct iovec v[4];
 		ssize_t n;
 		int nv;
 
@@ -168,37 +157,30 @@ enum fwd forward_up_in(struct session *s, size_t limit)
 			room = budget;
 		if (room > UP_READ_MAX)
 			room = UP_READ_MAX;
-		if (s->to_client == NULL && (s->to_client = evbuffer_new()) == NULL)
-			return FWD_OOM;
-		nv = evbuffer_reserve_space(s->to_client, (ev_ssize_t)room, v, 2);
+		nv = bufq_reserve(&s->to_client, c, room, v, 4);
 		if (nv < 1)
 			return FWD_OOM;
 		/* The reservation may be larger than asked; read no more than room. */
-		if (v[0].iov_len >= room) {
-			v[0].iov_len = room;
-			nv = 1;
-		} else if (nv == 2 && v[0].iov_len + v[1].iov_len > room) {
-			v[1].iov_len = room - v[0].iov_len;
-		}
-		n = readv(s->ufd, (struct iovec *)v, nv);
-		if (n <= 0) {
-			evbuffer_commit_space(s->to_client, v, 0);
-			if (n == 0) {
-				s->flags |= F_UP_EOF;
-				return FWD_EOF;
+		for (int i = 0; i < nv; i++) {
+			if (got + v[i].iov_len >= room) {
+				v[i].iov_len = room - got;
+				nv = i + 1;
+				break;
 			}
+			got += v[i].iov_len;
+		}
+		n = readv(s->ufd, v, nv);
+		bufq_commit(&s->to_client, c, n > 0 ? (size_t)n : 0);
+		if (n == 0) {
+			s->flags |= F_UP_EOF;
+			return FWD_EOF;
+		}
+		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return FWD_OK;
 			s->flags |= F_UP_EOF | F_UP_DEAD;
 			return FWD_ERROR;
 		}
-		if ((size_t)n <= v[0].iov_len) {
-			v[0].iov_len = (size_t)n;
-			nv = 1;
-		} else {
-			v[1].iov_len = (size_t)n - v[0].iov_len;
-		}
-		evbuffer_commit_space(s->to_client, v, nv);
 		budget -= (size_t)n;
 		if ((size_t)n < room)
 			return FWD_OK;
@@ -207,23 +189,24 @@ enum fwd forward_up_in(struct session *s, size_t limit)
 
 enum fwd forward_up_out(struct session *s)
 {
+	struct blk_cache *c = session_blocks(s);
+
 	if (s->ufd < 0)
 		return FWD_OK;
 	if (s->flags & F_UP_DEAD) {
-		drop_buffer(&s->to_up);
+		bufq_clear(&s->to_up, c);
 		return FWD_OK;
 	}
-	while (buf_len(s->to_up) > 0) {
-		int n = evbuffer_write(s->to_up, s->ufd);
+	while (bufq_len(&s->to_up) > 0) {
+		ssize_t n = bufq_write(&s->to_up, c, s->ufd);
 
 		if (n > 0)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return FWD_OK;
 		s->flags |= F_UP_DEAD | F_UP_EOF;
-		drop_buffer(&s->to_up);
+		bufq_clear(&s->to_up, c);
 		return FWD_ERROR;
 	}
-	drop_buffer(&s->to_up);
 	return FWD_OK;
 }

@@ -106,7 +106,7 @@ static void session_rearm(struct session *s)
 {
 	size_t max = s->w->proxy->max_buffer;
 	size_t in_max = session_client_in_limit(s);
-	size_t up = buf_len(s->to_up), down = buf_len(s->to_client);
+	size_t up = bufq_len(&s->to_up), down = bufq_len(&s->to_client);
 	int client_ok = !(s->flags & F_CLIENT_DEAD);
 	uint8_t want = 0;
 
@@ -197,8 +197,8 @@ static void session_finish(struct session *s)
 
 static void maybe_finish(struct session *s)
 {
-	int client_pending = !(s->flags & F_CLIENT_DEAD) && buf_len(s->to_client) > 0;
-	int up_pending = s->ufd >= 0 && !(s->flags & F_UP_DEAD) && buf_len(s->to_up) > 0;
+	int client_pending = !(s->flags & F_CLIENT_DEAD) && bufq_len(&s->to_client) > 0;
+	int up_pending = s->ufd >= 0 && !(s->flags & F_UP_DEAD) && bufq_len(&s->to_up) > 0;
 
 	if (!client_pending && !up_pending)
 		session_finish(s);
@@ -267,16 +267,9 @@ static void session_refuse(struct session *s, enum mqtt_refusal refusal, const c
 	if (s->mqtt_version != 0)
 		n = mqtt_connack_build(s->mqtt_version, refusal, pkt, sizeof(pkt));
 	upstream_close(s);
-	if (s->to_up) {
-		evbuffer_free(s->to_up);
-		s->to_up = NULL;
-	}
-	if (n > 0 && !(s->flags & F_CLIENT_DEAD)) {
-		if (s->to_client == NULL)
-			s->to_client = evbuffer_new();
-		if (s->to_client == NULL || evbuffer_add(s->to_client, pkt, n) != 0)
-			s->flags |= F_CLIENT_DEAD;
-	}
+	bufq_clear(&s->to_up, session_blocks(s));
+	if (n > 0 && !(s->flags & F_CLIENT_DEAD) && !bufq_add(&s->to_client, session_blocks(s), pkt, n))
+		s->flags |= F_CLIENT_DEAD;
 	session_close(s, reason);
 	/* Push the CONNACK out now; the close finishes once it is written. */
 	client_out(s);
@@ -396,6 +389,9 @@ static void connect_step(struct session *s)
 	case CONNECT_REFUSE:
 		session_refuse(s, (enum mqtt_refusal)refusal, reason);
 		return;
+	case CONNECT_OOM:
+		session_close(s, "out_of_memory");
+		return;
 	case CONNECT_OK:
 		break;
 	}
@@ -416,10 +412,6 @@ static void client_in(struct session *s)
 	}
 	if (r == FWD_AGAIN)
 		kick_read(s);    /* the budget ran out: come back next turn */
-	if (s->to_up && buf_len(s->to_up) == 0) {
-		evbuffer_free(s->to_up);
-		s->to_up = NULL;
-	}
 	if (s->state == S_AWAIT_CONNECT)
 		connect_step(s);
 	else if (s->state == S_FORWARDING)
@@ -437,14 +429,14 @@ static void client_in(struct session *s)
 static void up_in(struct session *s)
 {
 	for (;;) {
-		size_t from = buf_len(s->to_client), limit = end_read_limit(s, SIZE_MAX), got;
+		size_t from = bufq_len(&s->to_client), limit = end_read_limit(s, SIZE_MAX), got;
 		enum fwd r = forward_up_in(s, limit);
 
 		if (r == FWD_OOM) {
 			session_close(s, "out_of_memory");
 			return;
 		}
-		got = buf_len(s->to_client) - from;
+		got = bufq_len(&s->to_client) - from;
 		if (got > 0)
 			end_track(s, from);
 		if (end_ready(s)) {

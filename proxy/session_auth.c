@@ -178,9 +178,7 @@ static int inject(struct session *s, struct auth_job *j)
 	n = mqtt_connect_serialize(&c, out, need);
 	if (n != need)
 		goto err;
-	if (s->to_up == NULL && (s->to_up = evbuffer_new()) == NULL)
-		goto err;
-	ok = evbuffer_prepend(s->to_up, out, n) == 0;
+	ok = bufq_prepend(&s->to_up, session_blocks(s), out, n);
 err:
 	if (out) {
 		OPENSSL_cleanse(out, need);
@@ -409,7 +407,7 @@ enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *
 	mqtt_connect_rebase(&j->c, pkt, j->pkt);
 	if (!build_request(j, s))
 		goto oom;
-	evbuffer_drain(s->to_up, len);
+	bufq_drain(&s->to_up, session_blocks(s), len);
 	j->method = auth_select(j->m, &j->req);
 	j->now = (int64_t)time(NULL);
 	j->s = s;

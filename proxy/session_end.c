@@ -23,24 +23,21 @@ int end_follow(struct session *s)
 void end_track(struct session *s, size_t from)
 {
 	struct session_end *e = s->end;
-	struct evbuffer_ptr pos;
-	struct evbuffer_iovec v[8];
-	int n;
+	size_t end = bufq_len(&s->to_client);
 
-	if (e == NULL || e->down.lost || s->to_client == NULL)
+	if (e == NULL || e->down.lost)
 		return;
-	if (evbuffer_ptr_set(s->to_client, &pos, from, EVBUFFER_PTR_SET) != 0) {
-		e->down.lost = 1;
-		return;
+	while (from < end) {
+		struct iovec v[8];
+		int n = bufq_peek(&s->to_client, from, v, 8);
+
+		for (int i = 0; i < n && from < end; i++) {
+			mqtt_framer_feed(&e->down, v[i].iov_base, v[i].iov_len);
+			from += v[i].iov_len;
+		}
+		if (n == 0)
+			break;
 	}
-	n = evbuffer_peek(s->to_client, -1, &pos, v, 8);
-	if (n > 8) {
-		/* More chains than we looked at: rather lose track than guess. */
-		e->down.lost = 1;
-		return;
-	}
-	for (int i = 0; i < n; i++)
-		mqtt_framer_feed(&e->down, v[i].iov_base, v[i].iov_len);
 }
 
 size_t end_read_limit(const struct session *s, size_t room)
@@ -62,7 +59,7 @@ int end_ready(const struct session *s)
 enum end_step end_cut(struct session *s, uint8_t code, const char *reason)
 {
 	struct session_end *e = s->end;
-	size_t have = buf_len(s->to_client), whole;
+	size_t have = bufq_len(&s->to_client), whole;
 	uint64_t start, committed;
 	uint8_t pkt[4];
 	size_t n;
@@ -86,20 +83,9 @@ enum end_step end_cut(struct session *s, uint8_t code, const char *reason)
 	whole = (size_t)(e->down.boundary - start);
 	/* Drop a trailing partial packet so the DISCONNECT starts on a packet
 	 * boundary; the broker redelivers QoS 1/2 on reconnect. */
-	if (whole < have) {
-		struct evbuffer *keep = evbuffer_new();
-
-		if (keep == NULL || evbuffer_remove_buffer(s->to_client, keep, whole) != (int)whole) {
-			if (keep)
-				evbuffer_free(keep);
-			e->down.lost = 1;
-			return END_CUT;
-		}
-		evbuffer_free(s->to_client);
-		s->to_client = keep;
-	}
+	bufq_truncate(&s->to_client, session_blocks(s), whole);
 	n = mqtt_disconnect_build_v5(code, pkt, sizeof(pkt));
-	if (n > 0 && (s->to_client != NULL || (s->to_client = evbuffer_new()) != NULL))
-		evbuffer_add(s->to_client, pkt, n);
+	if (n > 0)
+		(void)bufq_add(&s->to_client, session_blocks(s), pkt, n);
 	return END_CUT;
 }

@@ -22,7 +22,6 @@
 #include <netinet/in.h>
 #include <stdint.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
@@ -30,6 +29,7 @@
 #include "mqtt/connack.h"
 #include "mqtt/connect.h"
 #include "mqtt/framer.h"
+#include "proxy/bufq.h"
 #include "proxy/session.h"
 #include "tls/peer.h"
 #include "tls/sock.h"
@@ -116,8 +116,8 @@ struct session {
 	/* One event per socket, re-assigned when the wanted READ/WRITE set
 	 * changes (session_rearm): two events less per connection. */
 	struct event ev_client, ev_up, ev_timer;
-	struct evbuffer *to_up;         /* plaintext for the broker; owned, NULL when empty */
-	struct evbuffer *to_client;     /* plaintext to encrypt; owned, NULL when empty */
+	struct bufq to_up;              /* plaintext for the broker; blocks only while not empty */
+	struct bufq to_client;          /* plaintext to encrypt; the same */
 	struct tls_peer peer;
 	struct session_auth *auth;      /* owned, or NULL */
 	struct session_end *end;        /* owned, or NULL */
@@ -133,11 +133,8 @@ struct session {
 	} addr;
 };
 
-/* The length of |b|, 0 for none. */
-static inline size_t buf_len(const struct evbuffer *b)
-{
-	return b ? evbuffer_get_length(b) : 0;
-}
+/* The worker's free blocks, which the session's queues take and give back. */
+struct blk_cache *session_blocks(const struct session *s);
 
 /* The most client bytes to_up may hold in the current state: room for the
  * CONNECT before authentication, the forwarding buffer after. */
@@ -187,13 +184,15 @@ enum connect_step {
 	CONNECT_NEED_MORE,  /* the first packet is not complete yet */
 	CONNECT_OK,         /* *out describes the CONNECT at the front of to_up */
 	CONNECT_REFUSE,     /* *refusal and *reason say how to answer */
+	CONNECT_OOM,        /* no memory to make the packet contiguous */
 };
 
 /* Frames and parses the client's first packet at the front of to_up. On OK,
  * *pkt and *len are the packet (contiguous, borrowed from to_up until it
  * changes) and *out its parsed fields pointing into it; sets
  * s->mqtt_version and s->client_id. On REFUSE, *refusal is an enum
- * mqtt_refusal, or -1 for "close without CONNACK", and the refusal is logged. */
+ * mqtt_refusal (answered if the client's version has a code for it), and
+ * the refusal is logged. */
 enum connect_step connect_parse(struct session *s, struct mqtt_connect *out, const uint8_t **pkt,
                                 size_t *len, int *refusal, const char **reason);
 

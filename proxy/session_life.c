@@ -10,7 +10,13 @@
 #include "proxy/auth/policy.h"
 #include "proxy/log.h"
 #include "proxy/session_int.h"
+#include "proxy/worker.h"
 #include "tls/io.h"
+
+struct blk_cache *session_blocks(const struct session *s)
+{
+	return &s->w->blocks;
+}
 
 static const char *const state_names[] = {
 	"handshake", "await_connect", "authenticating", "upstream_connecting",
@@ -100,10 +106,8 @@ void session_free(struct session *s)
 		return;
 	SSL_free(s->ssl);
 	tls_sock_cleanup(&s->sock);
-	if (s->to_up)
-		evbuffer_free(s->to_up);
-	if (s->to_client)
-		evbuffer_free(s->to_client);
+	bufq_clear(&s->to_up, session_blocks(s));
+	bufq_clear(&s->to_client, session_blocks(s));
 	tls_peer_cleanup(&s->peer);
 	session_auth_free(s->auth);
 	free(s->end);

@@ -35,8 +35,8 @@ enum up_step upstream_check(struct session *s, int *err)
 	socklen_t elen = sizeof(*err);
 
 	*err = 0;
-	if (buf_len(s->to_up) > 0) {
-		if (evbuffer_write(s->to_up, s->ufd) > 0)
+	if (bufq_len(&s->to_up) > 0) {
+		if (bufq_write(&s->to_up, session_blocks(s), s->ufd) > 0)
 			return UP_CONNECTED;
 		*err = errno;
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)

@@ -318,6 +318,8 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 		event_assign(&w->ev_listen[i], w->base, w->lfd[i], EV_READ | EV_PERSIST, on_accept, w);
 		event_priority_set(&w->ev_listen[i], PRI_NEW);
 	}
+	/* 1 MB of free blocks at most: what a few busy sessions cycle through. */
+	blk_cache_init(&w->blocks, 32);
 	/* Every in-flight thing a table entry: handshakes and two per auth job. */
 	w->counts = counts_new((size_t)(p->cfg->max_handshakes + 2 * p->cfg->max_auth_queue + 16));
 	if (w->counts == NULL) {
@@ -392,4 +394,5 @@ void worker_cleanup(struct worker *w)
 	w->base = NULL;
 	counts_free(w->counts);
 	w->counts = NULL;
+	blk_cache_cleanup(&w->blocks);
 }

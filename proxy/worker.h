@@ -14,6 +14,7 @@
 #include <event2/event_struct.h>
 
 #include "proxy/config.h"
+#include "proxy/bufq.h"
 #include "proxy/pool.h"
 #include "proxy/proxy.h"
 #include "proxy/session.h"
@@ -46,6 +47,7 @@ struct worker {
 	long n_sessions;                   /* on either list */
 	long n_handshakes;                 /* on the handshaking list */
 	struct counts *counts;             /* owned: in-flight counts per address / user */
+	struct blk_cache blocks;           /* owned: free buffer blocks of this worker's sessions */
 	long auth_jobs;                    /* slow auth checks on the pool */
 	size_t auth_bytes;                 /* memory those jobs hold */
 	uint64_t refused_log_ms;           /* rate limit of the "refused at accept" line */

@@ -1,0 +1,304 @@
+/*
+ * Reserved space is not linked into the queue until it is committed: the
+ * new blocks wait on the cache's |pending| list, which is safe because a
+ * worker is one thread and every reserve is followed by its commit before
+ * anything else touches a queue.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/bufq.h"
+
+/* The most iovecs one writev gets: 16 blocks are 512 KB, more than any
+ * socket takes at once. */
+#define WRITE_IOV 16
+
+/* A block of at least |min| bytes: a cached standard one when it fits. */
+static struct blk *blk_get(struct blk_cache *c, size_t min)
+{
+	size_t cap = min <= BLK_SIZE ? BLK_SIZE : min;
+	struct blk *b;
+
+	if (cap == BLK_SIZE && c->free) {
+		b = c->free;
+		c->free = b->next;
+		c->n--;
+	} else {
+		if (cap > UINT32_MAX || (b = malloc(sizeof(*b) + cap)) == NULL)
+			return NULL;
+		b->cap = (uint32_t)cap;
+	}
+	b->next = NULL;
+	b->off = b->len = 0;
+	return b;
+}
+
+static void blk_put(struct blk_cache *c, struct blk *b)
+{
+	if (b->cap == BLK_SIZE && c->n < c->max) {
+		b->next = c->free;
+		c->free = b;
+		c->n++;
+	} else {
+		free(b);
+	}
+}
+
+void blk_cache_init(struct blk_cache *c, uint32_t max)
+{
+	c->free = c->pending = NULL;
+	c->tail_reserved = 0;
+	c->n = 0;
+	c->max = max;
+}
+
+void blk_cache_cleanup(struct blk_cache *c)
+{
+	while (c->free) {
+		struct blk *b = c->free;
+
+		c->free = b->next;
+		free(b);
+	}
+	c->n = 0;
+}
+
+static size_t tail_free(const struct bufq *q)
+{
+	const struct blk *t = q->tail;
+
+	return t ? t->cap - t->off - t->len : 0;
+}
+
+static void append(struct bufq *q, struct blk *b)
+{
+	b->next = NULL;
+	if (q->tail)
+		q->tail->next = b;
+	else
+		q->head = b;
+	q->tail = b;
+	q->len += b->len;
+}
+
+int bufq_reserve(struct bufq *q, struct blk_cache *c, size_t want, struct iovec *iov, int max)
+{
+	size_t have = 0, room = tail_free(q);
+	struct blk **link = &c->pending;
+	int n = 0;
+
+	/* The tail's free space serves when it is enough, or as the first
+	 * of several pieces; a sliver alone would cut a record in two. */
+	c->tail_reserved = room > 0 && max > 0 && (room >= want || max > 1);
+	if (c->tail_reserved) {
+		iov[n].iov_base = q->tail->data + q->tail->off + q->tail->len;
+		iov[n].iov_len = room;
+		have += room;
+		n++;
+	}
+	while (have < want && n < max) {
+		struct blk *b = blk_get(c, BLK_SIZE);
+
+		if (b == NULL)
+			break;
+		*link = b;
+		link = &b->next;
+		iov[n].iov_base = b->data;
+		iov[n].iov_len = b->cap;
+		have += b->cap;
+		n++;
+	}
+	return n;
+}
+
+void bufq_commit(struct bufq *q, struct blk_cache *c, size_t n)
+{
+	size_t room = c->tail_reserved ? tail_free(q) : 0;
+
+	/* The reservation began in the tail's free space only if it said so. */
+	c->tail_reserved = 0;
+	if (room > 0 && n > 0) {
+		size_t take = n < room ? n : room;
+
+		q->tail->len += (uint32_t)take;
+		q->len += take;
+		n -= take;
+	}
+	while (c->pending) {
+		struct blk *b = c->pending;
+
+		c->pending = b->next;
+		if (n > 0) {
+			b->len = (uint32_t)(n < b->cap ? n : b->cap);
+			n -= b->len;
+			append(q, b);
+		} else {
+			blk_put(c, b);
+		}
+	}
+}
+
+int bufq_peek(const struct bufq *q, size_t from, struct iovec *iov, int max)
+{
+	const struct blk *b = q->head;
+	int n = 0;
+
+	while (b && from >= b->len) {
+		from -= b->len;
+		b = b->next;
+	}
+	for (; b && n < max; b = b->next) {
+		iov[n].iov_base = (void *)(b->data + b->off + from);
+		iov[n].iov_len = b->len - from;
+		from = 0;
+		n++;
+	}
+	return n;
+}
+
+void bufq_drain(struct bufq *q, struct blk_cache *c, size_t n)
+{
+	while (n > 0 && q->head) {
+		struct blk *b = q->head;
+		size_t take = n < b->len ? n : b->len;
+
+		b->off += (uint32_t)take;
+		b->len -= (uint32_t)take;
+		q->len -= take;
+		n -= take;
+		if (b->len > 0)
+			break;
+		q->head = b->next;
+		if (q->head == NULL)
+			q->tail = NULL;
+		blk_put(c, b);
+	}
+}
+
+void bufq_truncate(struct bufq *q, struct blk_cache *c, size_t keep)
+{
+	struct blk *b = q->head, *rest;
+	size_t seen = 0;
+
+	if (keep >= q->len)
+		return;
+	if (keep == 0) {
+		bufq_clear(q, c);
+		return;
+	}
+	while (seen + b->len < keep) {
+		seen += b->len;
+		b = b->next;
+	}
+	b->len = (uint32_t)(keep - seen);
+	rest = b->next;
+	b->next = NULL;
+	q->tail = b;
+	q->len = keep;
+	while (rest) {
+		struct blk *next = rest->next;
+
+		blk_put(c, rest);
+		rest = next;
+	}
+}
+
+void bufq_clear(struct bufq *q, struct blk_cache *c)
+{
+	while (q->head) {
+		struct blk *b = q->head;
+
+		q->head = b->next;
+		blk_put(c, b);
+	}
+	q->tail = NULL;
+	q->len = 0;
+}
+
+int bufq_add(struct bufq *q, struct blk_cache *c, const void *p, size_t n)
+{
+	struct iovec iov[8];
+	const uint8_t *src = p;
+	size_t left = n;
+	int k = bufq_reserve(q, c, n, iov, 8);
+	size_t have = 0;
+
+	for (int i = 0; i < k; i++)
+		have += iov[i].iov_len;
+	if (k == 0 || have < n) {
+		bufq_commit(q, c, 0);
+		return 0;
+	}
+	for (int i = 0; i < k && left > 0; i++) {
+		size_t take = left < iov[i].iov_len ? left : iov[i].iov_len;
+
+		memcpy(iov[i].iov_base, src, take);
+		src += take;
+		left -= take;
+	}
+	bufq_commit(q, c, n);
+	return 1;
+}
+
+int bufq_prepend(struct bufq *q, struct blk_cache *c, const void *p, size_t n)
+{
+	struct blk *b;
+
+	if (n == 0)
+		return 1;
+	if ((b = blk_get(c, n)) == NULL)
+		return 0;
+	memcpy(b->data, p, n);
+	b->len = (uint32_t)n;
+	b->next = q->head;
+	q->head = b;
+	if (q->tail == NULL)
+		q->tail = b;
+	q->len += n;
+	return 1;
+}
+
+const uint8_t *bufq_pullup(struct bufq *q, struct blk_cache *c, size_t n)
+{
+	struct blk *b;
+	size_t done = 0;
+
+	if (n > q->len)
+		return NULL;
+	if (q->head && q->head->len >= n)
+		return q->head->data + q->head->off;
+	/* Room for more than |n|, so that what arrives next can join it. */
+	if ((b = blk_get(c, n)) == NULL)
+		return NULL;
+	while (done < n) {
+		const struct blk *h = q->head;
+		size_t take = n - done < h->len ? n - done : h->len;
+
+		memcpy(b->data + done, h->data + h->off, take);
+		done += take;
+		bufq_drain(q, c, take);
+	}
+	b->len = (uint32_t)n;
+	b->next = q->head;
+	q->head = b;
+	if (q->tail == NULL)
+		q->tail = b;
+	q->len += n;
+	return b->data;
+}
+
+ssize_t bufq_write(struct bufq *q, struct blk_cache *c, int fd)
+{
+	struct iovec iov[WRITE_IOV];
+	int n = bufq_peek(q, 0, iov, WRITE_IOV);
+	ssize_t w;
+
+	if (n == 0)
+		return 0;
+	w = writev(fd, iov, n);
+	if (w > 0)
+		bufq_drain(q, c, (size_t)w);
+	return w;
+}
