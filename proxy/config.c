@@ -92,7 +92,7 @@ static const struct option_def options[] = {
 	  "threads for slow checks (password hashing, signatures) off the event loops" },
 	{ "max-auth-queue", OPT_LONG, OFF(max_auth_queue), "64", 1, 100000, NULL,
 	  "slow auth checks queued or running per worker; beyond it CONNACK server busy" },
-	{ "max-auth-per-ip", OPT_LONG, OFF(max_auth_per_ip), "4", 0, 100000, NULL,
+	{ "max-auth-per-ip", OPT_LONG, OFF(max_auth_per_ip), "2", 0, 100000, NULL,
 	  "slow auth checks at once per client address per worker; 0 = no cap" },
 	{ "max-auth-per-user", OPT_LONG, OFF(max_auth_per_user), "8", 0, 100000, NULL,
 	  "slow auth checks at once per user name per worker; 0 = no cap" },

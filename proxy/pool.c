@@ -116,6 +116,25 @@ void pool_submit(struct pool *p, struct pool_job *job)
 	pthread_mutex_unlock(&p->lock);
 }
 
+int pool_cancel(struct pool *p, struct pool_job *job)
+{
+	struct pool_job **link, *prev = NULL;
+	int found = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (link = &p->head; *link; prev = *link, link = &(*link)->next) {
+		if (*link == job) {
+			*link = job->next;
+			if (p->tail == job)
+				p->tail = prev;
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return found;
+}
+
 void pool_home_drain(struct pool_home *h)
 {
 	struct pool_job *job;

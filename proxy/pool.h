@@ -38,6 +38,10 @@ struct pool *pool_new(int threads);
 void pool_free(struct pool *p);
 /* Queues |job| (borrowed until its `done` ran); job->home must be set. */
 void pool_submit(struct pool *p, struct pool_job *job);
+/* Takes |job| back if no thread has started it: returns 1 and the job is
+ * the caller's again (its `done` will not run); 0 if it is running or
+ * done, and comes home as usual. */
+int pool_cancel(struct pool *p, struct pool_job *job);
 
 int pool_home_init(struct pool_home *h, struct event_base *base);
 /* Runs the `done` callbacks of jobs that came home; for shutdown. */

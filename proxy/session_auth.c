@@ -67,6 +67,7 @@ static void job_free(struct auth_job *j)
 }
 
 static void release_counts(struct auth_job *j);
+static void release_queue(struct auth_job *j);
 
 void session_auth_free(struct session_auth *a)
 {
@@ -74,12 +75,21 @@ void session_auth_free(struct session_auth *a)
 		return;
 	job_free(a->ready);
 	if (a->job) {
-		/* The pool still has it: disown it, its completion frees it, and
-		 * a check nobody waits for is not worth running. */
-		atomic_store(&a->job->cancelled, 1);
-		release_counts(a->job);
-		a->job->s = NULL;
+		struct auth_job *j = a->job;
+		struct pool *pool = j->w ? j->w->proxy->pool : NULL;
+
 		a->job = NULL;
+		/* A check nobody waits for is not worth running, nor worth its
+		 * place in the queue: taken back if it has not started, else
+		 * disowned, and its completion frees it. */
+		if (pool && pool_cancel(pool, &j->base)) {
+			release_queue(j);
+			job_free(j);
+		} else {
+			atomic_store(&j->cancelled, 1);
+			release_counts(j);
+			j->s = NULL;
+		}
 	}
 	free(a->user);
 	free(a);

@@ -35,6 +35,7 @@ struct test_job {
 #define THREADS 3
 
 static int runs_total;         /* updated atomically by pool threads */
+static int starts_total;       /* the same, when a run begins */
 
 static void sleep_us(unsigned us)
 {
@@ -47,6 +48,7 @@ static void job_run(struct pool_job *pj)
 {
 	struct test_job *j = (struct test_job *)pj;
 
+	__atomic_add_fetch(&starts_total, 1, __ATOMIC_RELEASE);
 	if (j->sleep_us)
 		sleep_us(j->sleep_us);
 	j->run_thread = pthread_self();
@@ -131,6 +133,7 @@ static int setup(void **state)
 	    (f->pool = pool_new(THREADS)) == NULL)
 		return -1;
 	__atomic_store_n(&runs_total, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&starts_total, 0, __ATOMIC_RELEASE);
 	*state = f;
 	return 0;
 }
@@ -303,6 +306,33 @@ static void test_pool_free_skips_queued_jobs_and_brings_every_job_home(void **st
 	}
 }
 
+/* A job no thread has started can be taken back: it never runs and never
+ * comes home; one already running cannot, and comes home as usual. */
+static void test_pool_cancel_takes_back_only_jobs_not_started(void **state)
+{
+	struct fixture *f = *state;
+	struct test_job busy[THREADS], queued;
+	int done = 0;
+
+	for (size_t i = 0; i < THREADS; i++) {
+		job_init(&busy[i], &f->home, &done);
+		busy[i].sleep_us = 200000;
+		pool_submit(f->pool, &busy[i].base);
+	}
+	/* Every thread is inside a 200 ms job now. */
+	assert_true(spin_until(&starts_total, THREADS));
+	job_init(&queued, &f->home, &done);
+	pool_submit(f->pool, &queued.base);
+	assert_int_equal(pool_cancel(f->pool, &queued.base), 1);
+	assert_int_equal(pool_cancel(f->pool, &busy[0].base), 0);
+	pool_free(f->pool);
+	f->pool = NULL;
+	pool_home_drain(&f->home);
+	assert_int_equal(queued.runs, 0);
+	assert_int_equal(queued.dones, 0);
+	assert_int_equal(done, THREADS);
+}
+
 static void test_pool_home_drain_runs_pending_completions_once(void **state)
 {
 	struct fixture *f = *state;
@@ -365,6 +395,7 @@ int main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_brings_each_job_home_to_its_own_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_free_skips_queued_jobs_and_brings_every_job_home, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_cancel_takes_back_only_jobs_not_started, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_home_drain_runs_pending_completions_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_home_cleanup_runs_pending_completions, setup, teardown),
 		cmocka_unit_test(test_pool_new_without_threads_fails),
