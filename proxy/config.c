@@ -111,6 +111,27 @@ static const struct option_def *find_option(const char *name, size_t len)
 	return NULL;
 }
 
+/* The words a flag accepts, on the command line and in a config file alike. */
+static const struct {
+	const char *word;
+	long value;
+} flag_words[] = {
+	{ "on", 1 }, { "off", 0 }, { "true", 1 }, { "false", 0 },
+	{ "yes", 1 }, { "no", 0 }, { "1", 1 }, { "0", 0 },
+};
+
+/* Sets *out to the value of flag word |s|; returns 1, or 0 if it is none. */
+static int flag_word(const char *s, long *out)
+{
+	for (size_t k = 0; k < sizeof(flag_words) / sizeof(flag_words[0]); k++) {
+		if (strcmp(s, flag_words[k].word) == 0) {
+			*out = flag_words[k].value;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static int choice_ok(const char *choices, const char *value)
 {
 	size_t vlen = strlen(value);
@@ -163,12 +184,7 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 		cfg->n_listen++;
 		return 1;
 	case OPT_FLAG:
-		if (!strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
-			*(long *)(base + o->offset) = 1;
-		} else if (!strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "no") ||
-		           !strcmp(value, "0")) {
-			*(long *)(base + o->offset) = 0;
-		} else {
+		if (!flag_word(value, (long *)(base + o->offset))) {
 			fprintf(stderr, "mqtls: %s: expected on or off, got '%s'\n", where, value);
 			return 0;
 		}
@@ -295,16 +311,12 @@ static const struct option_def *arg_option(int argc, char **argv, int *i, const 
 	if (eq) {
 		*value = eq + 1;
 	} else if (o->type == OPT_FLAG) {
-		/* "--flag" alone means on; "--flag on|off" is accepted too. */
-		static const char *const words[] = { "on", "off", "true", "false", "yes", "no" };
+		/* "--flag" alone means on; "--flag WORD" takes any flag word. */
+		long ignored;
 
 		*value = "on";
-		for (size_t k = 0; *i + 1 < argc && k < sizeof(words) / sizeof(words[0]); k++) {
-			if (strcmp(argv[*i + 1], words[k]) == 0) {
-				*value = argv[++*i];
-				break;
-			}
-		}
+		if (*i + 1 < argc && flag_word(argv[*i + 1], &ignored))
+			*value = argv[++*i];
 	} else if (*i + 1 < argc) {
 		*value = argv[++*i];
 	} else {

@@ -2,10 +2,10 @@
  * mqtls: a TLS front door for plain MQTT brokers.
  *
  * main() reads the configuration, builds the shared state (TLS context,
- * broker address), starts one worker thread per event loop and then only
- * waits for signals: SIGTERM/SIGINT stop the workers gracefully, SIGHUP
- * rebuilds the TLS context from the same files without touching live
- * connections.
+ * auth snapshot and pool, broker address), starts one worker thread per
+ * event loop and then only waits for signals: SIGTERM/SIGINT stop the
+ * workers gracefully, SIGHUP rebuilds the TLS context and the auth snapshot
+ * from the same files without touching live connections.
  */
 #include <errno.h>
 #include <signal.h>

@@ -1,7 +1,9 @@
 /*
- * What every worker shares: the configuration, the broker's address and the
- * current TLS context. Everything here is read-only after startup except
- * the TLS context pointer, which a reload swaps under a lock.
+ * What every worker shares: the configuration, the broker's address, the
+ * current TLS context and auth snapshot, the auth pool and the failure-delay
+ * table. Everything here is read-only after startup except the TLS context
+ * and auth snapshot pointers, which a reload (SIGHUP) swaps under the lock;
+ * the pool and the failure-delay table lock for themselves.
  */
 #ifndef PROXY_PROXY_H
 #define PROXY_PROXY_H

@@ -30,7 +30,6 @@
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
 
-#define CHEAP_US 150
 /* Memory all of one worker's queued checks may hold (their CONNECT copies). */
 #define AUTH_QUEUE_BYTES (4u << 20)
 
@@ -421,7 +420,7 @@ enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *
 	j->method = auth_select(j->m, &j->req);
 	j->now = (int64_t)time(NULL);
 	j->s = s;
-	if (auth_cost_us(j->m, j->method, &j->req) > CHEAP_US && s->w->proxy->pool) {
+	if (auth_cost_us(j->m, j->method, &j->req) > AUTH_CHEAP_US && s->w->proxy->pool) {
 		if (!admit_to_queue(s->w, j, s)) {
 			/* Refused at once: waiting would only hold memory and a
 			 * connection, and the client may retry later. */

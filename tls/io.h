@@ -1,8 +1,8 @@
 /*
- * Non-blocking TLS on a socket: BoringSSL reads and writes the fd itself
- * (SSL_set_fd), so ciphertext never sits in a user-space buffer of ours.
- * These wrappers turn SSL_get_error into the few outcomes the event loop
- * acts on.
+ * Non-blocking TLS on a socket: the SSL writes ciphertext straight to the
+ * fd and reads it through tls/sock.c's read-ahead BIO (ciphertext is held
+ * only while a record is incomplete or several arrived in one recv). These
+ * wrappers turn SSL_get_error into the few outcomes the event loop acts on.
  */
 #ifndef TLS_IO_H
 #define TLS_IO_H

@@ -59,7 +59,6 @@ int tls_identity_kind_parse(const char *s, enum tls_identity_kind *out)
 void tls_peer_cleanup(struct tls_peer *peer)
 {
 	free(peer->identity);
-	free(peer->subject_cn);
 	memset(peer, 0, sizeof(*peer));
 }
 
@@ -148,12 +147,7 @@ int tls_peer_verify_cb(int ok, X509_STORE_CTX *store)
 	}
 	/* The callback runs once per chain element, leaf last; copy the identity
 	 * now because only a hash of the chain is kept after the handshake. */
-	if (depth == 0 && peer->subject_cn == NULL) {
-		X509 *leaf = X509_STORE_CTX_get_current_cert(store);
-
-		peer->subject_cn = copy_cn(leaf);
-		if (peer->want_identity != TLS_ID_NONE && peer->identity == NULL)
-			peer->identity = copy_identity(leaf, peer->want_identity);
-	}
+	if (depth == 0 && peer->want_identity != TLS_ID_NONE && peer->identity == NULL)
+		peer->identity = copy_identity(X509_STORE_CTX_get_current_cert(store), peer->want_identity);
 	return ok;
 }

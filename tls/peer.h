@@ -21,7 +21,6 @@ struct tls_peer {
 	int verify_depth;
 	uint8_t want_identity;      /* enum tls_identity_kind, set before the handshake */
 	uint8_t hello_seen;         /* a complete ClientHello arrived */
-	char *subject_cn;           /* owned; NULL if no verified client cert */
 	char *identity;             /* owned; the wanted field of a verified leaf, or NULL */
 };
 

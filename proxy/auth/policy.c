@@ -10,7 +10,6 @@
 
 /* Above this a check leaves the event loop (a PBKDF2 hash with many
  * iterations, argon2id, ECDSA on P-384). */
-#define AUTH_CHEAP_US 150
 
 const char *auth_method_name(enum auth_method m)
 {

@@ -107,6 +107,10 @@ void auth_result_cleanup(struct auth_result *r);
  * AUTH_ANONYMOUS when none applies; AUTH_NONE without a policy. */
 enum auth_method auth_select(const struct auth_material *m, const struct auth_request *r);
 
+/* Checks estimated above this many microseconds run on the pool, not on
+ * an event loop. */
+#define AUTH_CHEAP_US 150
+
 /* Estimated CPU time of auth_run for this request, in microseconds, so the
  * caller can move slow checks off its event loop. */
 uint32_t auth_cost_us(const struct auth_material *m, enum auth_method method,

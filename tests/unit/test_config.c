@@ -316,6 +316,28 @@ static void test_flags_override_file_values_wherever_config_appears(void **state
 	assert_string_equal(f->cfg.log_level, "error");
 }
 
+/* A flag takes the same words on the command line and in a file. */
+static void test_flag_words_are_the_same_on_the_command_line_and_in_a_file(void **state)
+{
+	struct fixture *f = *state;
+	static char *on[] = { "on", "true", "yes", "1" };
+	static char *off[] = { "off", "false", "no", "0" };
+	char line[64];
+
+	for (size_t k = 0; k < 4; k++) {
+		assert_int_equal(load(f, REQUIRED, "--allow-anonymous", on[k]), CONFIG_OK);
+		assert_int_equal(f->cfg.allow_anonymous, 1);
+		snprintf(line, sizeof(line), "allow-anonymous %s\n", on[k]);
+		assert_int_equal(load(f, REQUIRED, "--config", (char *)write_file(f, "f.conf", line)), CONFIG_OK);
+		assert_int_equal(f->cfg.allow_anonymous, 1);
+		assert_int_equal(load(f, REQUIRED, "--jwt-require-exp", off[k]), CONFIG_OK);
+		assert_int_equal(f->cfg.jwt_require_exp, 0);
+		snprintf(line, sizeof(line), "jwt-require-exp %s\n", off[k]);
+		assert_int_equal(load(f, REQUIRED, "--config", (char *)write_file(f, "f.conf", line)), CONFIG_OK);
+		assert_int_equal(f->cfg.jwt_require_exp, 0);
+	}
+}
+
 static void test_file_listen_lines_replace_the_default_listener(void **state)
 {
 	struct fixture *f = *state;
@@ -625,6 +647,7 @@ int main(void)
 		T(test_client_cert_choice_sets_the_matching_mode),
 		T(test_config_file_with_comments_blank_lines_and_whitespace_is_read),
 		T(test_flags_override_file_values_wherever_config_appears),
+		T(test_flag_words_are_the_same_on_the_command_line_and_in_a_file),
 		T(test_file_listen_lines_replace_the_default_listener),
 		T(test_repeated_listen_flags_replace_the_files_list),
 		T(test_more_listeners_than_the_maximum_is_an_error),

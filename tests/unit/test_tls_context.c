@@ -409,6 +409,7 @@ static void handshake(SSL_CTX *sctx, const struct client_opts *co, struct outcom
 	assert_true(set_nonblocking(sv[0]) && set_nonblocking(sv[1]));
 	assert_int_equal(SSL_set_fd(s, sv[0]), 1);
 	assert_int_equal(SSL_set_fd(c, sv[1]), 1);
+	out->peer.want_identity = TLS_ID_CN;
 	assert_int_equal(tls_peer_attach(s, &out->peer), 1);
 	SSL_set_accept_state(s);
 	SSL_set_connect_state(c);
@@ -626,7 +627,7 @@ static void test_required_client_cert_refuses_a_client_without_one(void **state)
 
 		handshake(ctx, &co, &o);
 		assert_handshake_refused(&o, "PEER_DID_NOT_RETURN_A_CERTIFICATE");
-		assert_null(o.peer.subject_cn);
+		assert_null(o.peer.identity);
 		tls_peer_cleanup(&o.peer);
 	}
 	SSL_CTX_free(ctx);
@@ -644,10 +645,10 @@ static void test_required_client_cert_accepts_a_good_one_and_copies_its_cn(void 
 		assert_handshake_ok(&o);
 		assert_int_equal(o.version, versions[i]);
 		assert_null(o.peer.verify_error);
-		assert_non_null(o.peer.subject_cn);
-		assert_string_equal(o.peer.subject_cn, "device-1");
+		assert_non_null(o.peer.identity);
+		assert_string_equal(o.peer.identity, "device-1");
 		tls_peer_cleanup(&o.peer);
-		assert_null(o.peer.subject_cn);
+		assert_null(o.peer.identity);
 	}
 	SSL_CTX_free(ctx);
 }
@@ -660,14 +661,14 @@ static void test_optional_client_cert_accepts_a_client_without_one(void **state)
 
 	handshake(ctx, &without, &o);
 	assert_handshake_ok(&o);
-	assert_null(o.peer.subject_cn);
+	assert_null(o.peer.identity);
 	assert_null(o.peer.verify_error);
 	tls_peer_cleanup(&o.peer);
 
 	handshake(ctx, &with, &o);
 	assert_handshake_ok(&o);
-	assert_non_null(o.peer.subject_cn);
-	assert_string_equal(o.peer.subject_cn, "device-1");
+	assert_non_null(o.peer.identity);
+	assert_string_equal(o.peer.identity, "device-1");
 	tls_peer_cleanup(&o.peer);
 	SSL_CTX_free(ctx);
 }
@@ -684,7 +685,7 @@ static void assert_client_cert_refused(SSL_CTX *ctx, const char *cert, const cha
 			fail_msg("%s over %04x: verify error \"%s\", expected \"%s\"", cert, versions[i],
 			         o.peer.verify_error ? o.peer.verify_error : "(none)", reason);
 		assert_int_equal(o.peer.verify_depth, 0);
-		assert_null(o.peer.subject_cn);
+		assert_null(o.peer.identity);
 		tls_peer_cleanup(&o.peer);
 	}
 }
@@ -731,7 +732,7 @@ static void test_no_client_cert_mode_does_not_ask_for_one(void **state)
 	/* Even an expired certificate does not matter when none is requested. */
 	handshake(ctx, &co, &o);
 	assert_handshake_ok(&o);
-	assert_null(o.peer.subject_cn);
+	assert_null(o.peer.identity);
 	assert_null(o.peer.verify_error);
 	SSL_CTX_free(ctx);
 }
