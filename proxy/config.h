@@ -33,6 +33,12 @@ struct config {
 	long hello_timeout;       /* seconds, accept -> complete ClientHello */
 	long max_handshakes_per_ip;   /* per worker; 0: no cap */
 	char *log_level;
+	char *log_format;         /* text|json */
+	char *metrics;            /* ADDR:PORT of the HTTP endpoint, or NULL */
+	long drain_timeout;       /* seconds after SIGTERM */
+	long max_conn_per_ip;     /* 0: no cap */
+	long conn_rate_per_ip;    /* per second; 0: no cap */
+	long max_conn_per_identity;   /* 0: no cap */
 	char *ready_file;
 	char *config_file;
 
