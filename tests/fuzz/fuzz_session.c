@@ -5,10 +5,11 @@
  * scripted broker.
  *
  * Set up once, the way main() does it: the configuration from config_load()
- * (four variants, one per auth mode), a self-signed P-256 certificate in a
- * temp dir and the daemon's server context for it (tls_server_ctx_new), the
- * shared struct proxy, the auth snapshots (auth_material_load), and a
- * unix-socket listener that is the proxy's broker. The client context
+ * (four variants, one per auth mode), a self-signed P-256 server certificate
+ * and a client CA in a temp dir and the daemon's server contexts for them
+ * (tls_server_ctx_new), the shared struct proxy, the auth snapshots
+ * (auth_material_load), and unix and TCP listeners that are the proxy's
+ * broker. The client context
  * resumes sessions, so most inputs pay for an abbreviated handshake only.
  *
  * Per input: a fresh worker (worker_init), a client socket handed to it
@@ -24,10 +25,12 @@
  * end both peers leave, time passes, and the session must be gone.
  *
  * Input format (every length is clamped to what is left):
- *   input := opts:u8 op*
- *   opts  bits 0-1: auth (0 none, 1 password + anonymous, 2 JWT + password
- *                   with injected broker credentials, 3 password with a
- *                   100 ms failure delay and slow hashes on the auth pool)
+ *   input := opts:u8 opts2:u8 op*
+ *   opts  bits 0-1: auth (0 none; 1 password + anonymous, the broker sees
+ *                   the service account "svc"; 2 client certificate (CN) +
+ *                   JWT + password, the broker sees the identity with the
+ *                   broker password; 3 password with a 100 ms failure delay
+ *                   and slow hashes on the auth pool)
  *         bit 2: TLS 1.2 (else 1.3)
  *         bit 3: no handshake up front (the first TLS operation does it)
  *         bit 4: broker unreachable
@@ -35,6 +38,9 @@
  *         bit 6: the client connects over TCP (else a unix socketpair)
  *         bit 7: the broker listens on TCP (else a unix socket): the
  *                proxy's connect is then still in progress when it returns
+ *   opts2 bits 0-1: the client's certificate, sent when the server asks
+ *                (mode 2): none, CN "device-1", CN "dev\001ice\"1" (not a
+ *                printable MQTT string), CN "device-1" from an unknown CA
  *   op    := code:u8 body; code & 0x10: do not step the loop after it
  *   len   := u8, or 0xff then u16 big-endian
  *   code & 15:
@@ -99,6 +105,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "mqtt/connect.h"
 #include "mqtt/packet.h"
@@ -111,6 +118,7 @@
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
 #include "tls/context.h"
+#include "tls/peer.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -213,6 +221,9 @@ static struct {
 	struct address broker, broker_tcp, nowhere;
 	int lfd, lfd_tcp;              /* the broker's listening sockets */
 	struct pool *pool;             /* auth checks in mode 3 */
+	SSL_CTX *server_ctx[2];        /* [1] asks for client certificates (mode 2) */
+	X509 *client_cert[4];          /* by opts2, [0] none */
+	EVP_PKEY *client_key;
 	SSL_CTX *client_ctx;
 	SSL_SESSION *resume[2];        /* [0] TLS 1.3, [1] TLS 1.2 */
 } g;
@@ -269,45 +280,92 @@ static void write_file(const char *name, const char *text)
 		die(path);
 }
 
-/* A self-signed P-256 certificate valid from yesterday for ten years, as
- * PEM files, so that the context is built exactly as the daemon builds it. */
-static void make_cert(void)
+static EVP_PKEY *make_key(void)
 {
 	EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
 	EVP_PKEY *pkey = EVP_PKEY_new();
+
+	if (ec == NULL || pkey == NULL || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(pkey, ec))
+		die("cannot make a key");
+	return pkey;
+}
+
+/* A P-256 certificate for |key| named |cn|, valid from yesterday for ten
+ * years, signed by |issuer_key| as |issuer| (NULL: self-signed); |ca| marks
+ * it as a CA. */
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int ca)
+{
+	static long serial;
 	X509 *x = X509_new();
 	X509_NAME *name;
+	X509_EXTENSION *ext = NULL;
+
+	if (x == NULL)
+		die("X509_new");
+	name = X509_get_subject_name(x);
+	if (!X509_set_version(x, X509_VERSION_3) ||
+	    !ASN1_INTEGER_set(X509_get_serialNumber(x), ++serial) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const uint8_t *)cn, -1, -1, 0) ||
+	    !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -86400) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650) ||
+	    !X509_set_pubkey(x, key))
+		die("cannot make a certificate");
+	if (ca) {
+		ext = X509V3_EXT_nconf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
+		if (ext == NULL || !X509_add_ext(x, ext, -1))
+			die("basicConstraints");
+		X509_EXTENSION_free(ext);
+	}
+	if (!X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()))
+		die("X509_sign");
+	return x;
+}
+
+static void write_pem_cert(const char *name, X509 *x)
+{
 	char path[128];
 	FILE *f;
 
-	if (ec == NULL || pkey == NULL || x == NULL || !EC_KEY_generate_key(ec) ||
-	    !EVP_PKEY_assign_EC_KEY(pkey, ec))
-		die("cannot make a key");
-	name = X509_get_subject_name(x);
-	if (!X509_set_version(x, X509_VERSION_3) ||
-	    !ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const uint8_t *)"localhost", -1,
-	                                -1, 0) ||
-	    !X509_set_issuer_name(x, name) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(x), -86400) ||
-	    !X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650) ||
-	    !X509_set_pubkey(x, pkey) || !X509_sign(x, pkey, EVP_sha256()))
-		die("cannot make a certificate");
-	dir_path(path, sizeof(path), "cert.pem");
+	dir_path(path, sizeof(path), name);
 	f = fopen(path, "w");
 	if (f == NULL || !PEM_write_X509(f, x) || fclose(f) != 0)
 		die(path);
+}
+
+/* The server's certificate and key, the client CA, and the certificates a
+ * client may present. */
+static void make_pki(void)
+{
+	EVP_PKEY *server_key = make_key(), *ca_key = make_key(), *other_key = make_key();
+	X509 *server = make_cert(server_key, "localhost", NULL, NULL, 0);
+	X509 *ca = make_cert(ca_key, "fuzz client CA", NULL, NULL, 1);
+	X509 *other = make_cert(other_key, "unknown CA", NULL, NULL, 1);
+	char path[128];
+	FILE *f;
+
+	write_pem_cert("cert.pem", server);
 	dir_path(path, sizeof(path), "key.pem");
 	f = fopen(path, "w");
-	if (f == NULL || !PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
+	if (f == NULL || !PEM_write_PrivateKey(f, server_key, NULL, NULL, 0, NULL, NULL) ||
+	    fclose(f) != 0)
 		die(path);
-	X509_free(x);
-	EVP_PKEY_free(pkey);
+	write_pem_cert("ca.pem", ca);
+	g.client_key = make_key();
+	g.client_cert[1] = make_cert(g.client_key, "device-1", ca, ca_key, 0);
+	g.client_cert[2] = make_cert(g.client_key, "dev\001ice\"1", ca, ca_key, 0);
+	g.client_cert[3] = make_cert(g.client_key, "device-1", other, other_key, 0);
+	X509_free(server);
+	X509_free(ca);
+	X509_free(other);
+	EVP_PKEY_free(server_key);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(other_key);
 }
 
 static void cleanup_dir(void)
 {
-	static const char *const names[] = { "cert.pem", "key.pem", "users", "jwt.key",
+	static const char *const names[] = { "cert.pem", "key.pem", "ca.pem", "users", "jwt.key",
 	                                     "broker.pw", "broker.sock" };
 	char path[128];
 
@@ -322,12 +380,13 @@ static void cleanup_dir(void)
  * command line the daemon would be started with. */
 static void load_config(int mode)
 {
-	char cert[128], key[128], users[128], jwt[128], pw[128], upstream[160];
+	char cert[128], key[128], ca[128], users[128], jwt[128], pw[128], upstream[160];
 	char *argv[40];
 	int argc = 0;
 
 	dir_path(cert, sizeof(cert), "cert.pem");
 	dir_path(key, sizeof(key), "key.pem");
+	dir_path(ca, sizeof(ca), "ca.pem");
 	dir_path(users, sizeof(users), "users");
 	dir_path(jwt, sizeof(jwt), "jwt.key");
 	dir_path(pw, sizeof(pw), "broker.pw");
@@ -347,12 +406,14 @@ static void load_config(int mode)
 	case 1:
 		ARG("--users"), ARG(users);
 		ARG("--allow-anonymous");
+		ARG("--upstream-username"), ARG("svc");
 		break;
 	case 2:
+		ARG("--client-ca"), ARG(ca);
+		ARG("--identity-as-username"), ARG("cn");
 		ARG("--users"), ARG(users);
 		ARG("--jwt-keys"), ARG(jwt);
-		ARG("--auth"), ARG("jwt,password");
-		ARG("--upstream-username"), ARG("svc");
+		ARG("--auth"), ARG("cert,jwt,password");
 		ARG("--upstream-password-file"), ARG(pw);
 		break;
 	case 3:
@@ -373,9 +434,11 @@ static int keep_session(SSL *ssl, SSL_SESSION *sess)
 	int i = SSL_version(ssl) == TLS1_2_VERSION;
 
 	if (log_enabled(LOG_DEBUG))
-		fprintf(stderr, "fuzz_session: new %s session, resumable %d\n", SSL_get_version(ssl),
-		        SSL_SESSION_is_resumable(sess));
-
+		fprintf(stderr, "fuzz_session: new %s session, ticket %d\n", SSL_get_version(ssl),
+		        SSL_SESSION_has_ticket(sess));
+	/* The server keeps no session cache: only a ticket resumes. */
+	if (!SSL_SESSION_has_ticket(sess))
+		return 0;
 	SSL_SESSION_free(g.resume[i]);
 	g.resume[i] = sess;
 	return 1;   /* the reference is ours now */
@@ -409,7 +472,7 @@ static void setup(void)
 	if (mkdtemp(g.dir) == NULL)
 		die("mkdtemp");
 	atexit(cleanup_dir);
-	make_cert();
+	make_pki();
 	/* User "u", password "p": one round of salted SHA-512 (mosquitto's
 	 * $6$), cheap enough to check on the loop. User "slow", password
 	 * "slowpw": PBKDF2-SHA512 with 400 rounds ($7$), estimated above the
@@ -470,11 +533,21 @@ static void setup(void)
 	seconds(&g.proxy.connect_timeout, c->connect_timeout);
 	seconds(&g.proxy.upstream_timeout, c->upstream_timeout);
 	seconds(&g.proxy.linger_timeout, 5);
-	o.cert_file = c->cert;
-	o.key_file = c->key;
-	g.proxy.ssl_ctx = tls_server_ctx_new(&o, err, sizeof(err));
-	if (g.proxy.ssl_ctx == NULL)
-		die(err);
+	/* The server contexts as main()'s build_ssl_ctx makes them: without
+	 * and (mode 2) with client certificates. */
+	for (int i = 0; i < 2; i++) {
+		const struct config *ci = &g.cfg[i ? 2 : 0];
+
+		o.cert_file = ci->cert;
+		o.key_file = ci->key;
+		o.client_ca_file = ci->client_ca;
+		o.client_cert = ci->cert_mode == CLIENT_CERT_REQUIRED ? TLS_CLIENT_CERT_REQUIRED
+		              : ci->cert_mode == CLIENT_CERT_OPTIONAL ? TLS_CLIENT_CERT_OPTIONAL
+		                                                      : TLS_CLIENT_CERT_NONE;
+		g.server_ctx[i] = tls_server_ctx_new(&o, err, sizeof(err));
+		if (g.server_ctx[i] == NULL)
+			die(err);
+	}
 	/* One pool thread, used by mode 3 only; the failure-delay table is
 	 * made per input. */
 	g.pool = pool_new(1);
@@ -957,7 +1030,7 @@ static void check_streams(void)
 
 /* --- one input ------------------------------------------------------- */
 
-static void start(uint8_t opts)
+static void start(uint8_t opts, uint8_t opts2)
 {
 	/* The address a socketpair client is said to come from. */
 	static const struct sockaddr_in peer = { .sin_family = AF_INET,
@@ -984,6 +1057,8 @@ static void start(uint8_t opts)
 	g.proxy.auth = g.auth[r.auth_mode];
 	g.proxy.upstream = (opts & 0x10) ? g.nowhere : (opts & 0x80) ? g.broker_tcp : g.broker;
 	g.proxy.pool = r.auth_mode == 3 ? g.pool : NULL;
+	g.proxy.ssl_ctx = g.server_ctx[r.auth_mode == 2];
+	g.proxy.identity_kind = r.auth_mode == 2 ? TLS_ID_CN : TLS_ID_NONE;
 	r.blfd = (opts & 0x80) ? g.lfd_tcp : g.lfd;
 	g.proxy.faildelay = faildelay_new();
 	if (g.proxy.faildelay == NULL)
@@ -1030,6 +1105,10 @@ static void start(uint8_t opts)
 	resume = g.resume[(opts >> 2) & 1];
 	if (resume)
 		SSL_set_session(r.ssl, resume);
+	if (g.client_cert[opts2 & 3] &&
+	    (!SSL_use_certificate(r.ssl, g.client_cert[opts2 & 3]) ||
+	     !SSL_use_PrivateKey(r.ssl, g.client_key)))
+		die("client certificate");
 	pump();   /* the worker accepts (TCP) */
 	if (!r.lazy) {
 		/* The server finishes too, and a TLS 1.3 ticket arrives for the
@@ -1098,7 +1177,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	start(take_u8(&in));
+	{
+		uint8_t opts = take_u8(&in);
+
+		start(opts, take_u8(&in));
+	}
 	for (int i = 0; i < MAX_OPS && in.left > 0; i++)
 		run_op(&in);
 	finish();

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of fuzz_session (tests/fuzz/corpus/session/).
 
-Each file is a script for tests/fuzz/fuzz_session.c: an options byte, then
+Each file is a script for tests/fuzz/fuzz_session.c: two options bytes, then
 operations (see the comment at the top of that file for the format).
 Run from anywhere: python3 tests/fuzz/make_session_corpus.py
 """
@@ -14,14 +14,16 @@ import struct
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "session")
 
-# Options byte.
-AUTH_NONE, AUTH_PASSWORD, AUTH_JWT, AUTH_DELAY = 0, 1, 2, 3
+# First options byte.
+AUTH_NONE, AUTH_PASSWORD, AUTH_CERT_JWT, AUTH_DELAY = 0, 1, 2, 3
 TLS12 = 1 << 2
 LAZY = 1 << 3
 NO_BROKER = 1 << 4
 BIG_BUFS = 1 << 5
 TCP_CLIENT = 1 << 6
 TCP_BROKER = 1 << 7
+# Second options byte: the client certificate (sent when asked, mode 2).
+NO_CERT, CERT_DEVICE, CERT_CONTROL_CHARS, CERT_UNKNOWN_CA = range(4)
 
 NOSTEP = 0x10
 (C_SEND, C_HOLD, C_RELEASE, C_RAW, B_SEND, C_BULK, B_BULK, C_PAUSE, B_PAUSE,
@@ -31,6 +33,10 @@ CTRL_KEYUPDATE, CTRL_STOP, CTRL_STEP, CTRL_CONNECT = range(4)
 T_1MS, T_1S, T_2S, T_5S, T_10S, T_31S, T_61S, T_FOREVER = range(8)
 
 JWT_SECRET = b"fuzz-session-hmac-secret-0123456789abcdef"   # as written by the harness
+
+
+def hdr(opts, cert=NO_CERT):
+    return bytes([opts, cert])
 
 
 def length(n):
@@ -112,7 +118,7 @@ def jwt(sub="alice", exp=4102444800):
 
 SEEDS = {
     # A 3.1.1 session: CONNECT, CONNACK, PUBLISH both ways, clean close.
-    "v311_publish_both_ways": bytes([AUTH_NONE])
+    "v311_publish_both_ways": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(B_SEND, connack())
         + op(C_SEND, subscribe("t/#"))
@@ -121,14 +127,14 @@ SEEDS = {
         + op(B_SEND, publish("t/a", b"hello"))
         + op(C_SEND, packet(0xE0, b"")),
     # MQTT 5 with properties, then the broker closes.
-    "v5_connect_forward": bytes([AUTH_NONE])
+    "v5_connect_forward": hdr(AUTH_NONE)
         + op(C_SEND, connect(5, "c5", props=b"\x11\x00\x00\x00\x3c"))
         + op(B_SEND, connack(5))
         + op(C_SEND, publish("x", b"payload", 5, qos=1))
         + op(B_SEND, packet(0x40, b"\x00\x01"))
         + op(B_CLOSE),
     # MQTT 5 and the worker stops: DISCONNECT 0x8B between broker packets.
-    "v5_shutdown_mid_packet": bytes([AUTH_NONE])
+    "v5_shutdown_mid_packet": hdr(AUTH_NONE)
         + op(C_SEND, connect(5, "c5"))
         + op(B_SEND, connack(5))
         + op(B_SEND, publish("long/topic", b"A" * 200, 5)[:60])
@@ -136,139 +142,132 @@ SEEDS = {
         + op(B_SEND, publish("long/topic", b"A" * 200, 5)[60:])
         + op(ADVANCE, arg=T_5S),
     # The CONNECT cut across three TLS records, each written on its own.
-    "connect_split_records": bytes([AUTH_NONE])
+    "connect_split_records": hdr(AUTH_NONE)
         + op(C_SEND, connect()[:3])
         + op(C_SEND, connect()[3:9])
         + op(C_SEND, connect()[9:] + publish("a", b"b"))
         + op(B_SEND, connack()),
     # One TLS record delivered a byte at a time, then the rest at once.
-    "record_dribbled": bytes([AUTH_NONE])
+    "record_dribbled": hdr(AUTH_NONE)
         + op(C_HOLD, connect())
         + release(1) + release(1) + release(1) + release(2) + release(7)
         + release(0),
     # Garbage instead of a CONNECT: refused.
-    "garbage_instead_of_connect": bytes([AUTH_NONE])
+    "garbage_instead_of_connect": hdr(AUTH_NONE)
         + op(C_SEND, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
     # CONNECT larger than --max-connect-size (512): CONNACK 0x95 for 5.0.
-    "connect_too_large_v5": bytes([AUTH_NONE])
+    "connect_too_large_v5": hdr(AUTH_NONE)
         + op(C_SEND, connect(5, "x" * 600)),
     # Broker closes in the middle of a packet it was sending.
-    "broker_closes_mid_packet": bytes([AUTH_NONE])
+    "broker_closes_mid_packet": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(B_SEND, connack() + publish("t", b"0123456789")[:7])
         + op(B_CLOSE),
-    # Broker half-closes; the client keeps sending, then closes.
-    "broker_half_close": bytes([AUTH_NONE])
-        + op(C_SEND, connect())
-        + op(B_SEND, connack())
-        + op(B_SHUT)
-        + op(C_SEND, publish("t", b"late"))
-        + op(C_NOTIFY),
     # After the handshake, three bytes of a TLS record and nothing more;
     # time passes (connect timeout), then the client leaves.
-    "partial_record_then_close": bytes([AUTH_NONE])
+    "partial_record_then_close": hdr(AUTH_NONE)
         + op(C_RAW, b"\x17\x03\x03")
         + op(CTRL, arg=CTRL_STEP)
         + op(ADVANCE, arg=T_10S)
         + op(C_CLOSE),
     # A partial record in the forwarding phase, then the rest of it.
-    "partial_record_forwarding": bytes([AUTH_NONE])
+    "partial_record_forwarding": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(B_SEND, connack())
         + op(C_HOLD, publish("t", b"z" * 40))
         + release(3) + op(CTRL, arg=CTRL_STEP) + release(0),
     # Raw garbage after a good session start: TLS error, alert, close.
-    "tls_garbage_forwarding": bytes([AUTH_NONE])
+    "tls_garbage_forwarding": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(B_SEND, connack())
         + op(C_RAW, b"\x17\x03\x03\x00\x20" + b"\x00" * 32),
     # Client half-close (TCP FIN without close_notify) while data is pending.
-    "client_shut_with_pending": bytes([AUTH_NONE])
+    "client_shut_with_pending": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(C_PAUSE)
         + op(B_BULK, b"\x30\x05\x00\x01tab", arg=63)
         + op(C_SHUT),
     # Backpressure both ways: broker and client stop reading, bulk traffic.
-    "backpressure_both_ways": bytes([AUTH_NONE])
+    "backpressure_both_ways": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(B_SEND, connack())
         + op(B_PAUSE) + op(C_PAUSE)
         + op(C_BULK, publish("t", b"p" * 100), arg=255)
         + op(B_BULK, publish("t", b"q" * 100), arg=255)
         + op(C_PAUSE) + op(B_PAUSE) + op(CTRL, arg=CTRL_STEP),
-    # Client resets the connection with data unread.
-    "client_reset": bytes([AUTH_NONE])
-        + op(C_SEND, connect())
-        + op(C_PAUSE)
-        + op(B_SEND, connack() + publish("t", b"unread"))
-        + op(C_CLOSE),
     # TLS 1.2, CONNECT riding with the handshake's last flight.
-    "tls12_connect_with_finished": bytes([AUTH_NONE | TLS12 | LAZY])
+    "tls12_connect_with_finished": hdr(AUTH_NONE | TLS12 | LAZY)
         + op(C_SEND, connect(), nostep=True)
         + op(B_SEND, connack()),
     # KeyUpdate in the middle of the stream (TLS 1.3).
-    "tls13_key_update": bytes([AUTH_NONE])
+    "tls13_key_update": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(CTRL, arg=CTRL_KEYUPDATE)
         + op(C_SEND, publish("k", b"after update"))
         + op(B_SEND, connack()),
     # Garbage in place of a ClientHello; and a ClientHello that never ends.
-    "garbage_handshake": bytes([AUTH_NONE | LAZY])
+    "garbage_handshake": hdr(AUTH_NONE | LAZY)
         + op(C_RAW, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 16),
-    "stalled_hello_timeout": bytes([AUTH_NONE | LAZY])
+    "stalled_hello_timeout": hdr(AUTH_NONE | LAZY)
         + op(C_RAW, b"\x16\x03\x01\x02\x00")
         + op(ADVANCE, arg=T_2S)
         + op(ADVANCE, arg=T_10S),
     # Broker unreachable: CONNACK 3 (server unavailable).
-    "broker_unreachable": bytes([AUTH_NONE | NO_BROKER]) + op(C_SEND, connect()),
-    # Password auth: the right password, injected identity.
-    "auth_password_ok": bytes([AUTH_PASSWORD])
-        + op(C_SEND, connect(4, "c1", "u", "p"))
-        + op(B_SEND, connack())
-        + op(C_SEND, publish("t", b"x")),
+    "broker_unreachable": hdr(AUTH_NONE | NO_BROKER) + op(C_SEND, connect()),
     # Password auth: anonymous without user or password (allowed in mode 1).
-    "auth_anonymous_v5": bytes([AUTH_PASSWORD])
+    "auth_anonymous_v5": hdr(AUTH_PASSWORD)
         + op(C_SEND, connect(5, "anon"))
         + op(B_SEND, connack(5)),
     # Wrong password with a failure delay, pipelined bytes behind it.
-    "auth_wrong_password_delay": bytes([AUTH_DELAY])
+    "auth_wrong_password_delay": hdr(AUTH_DELAY)
         + op(C_SEND, connect(4, "c1", "u", "wrong") + publish("t", b"pipelined"))
         + op(ADVANCE, arg=T_1S),
     # JWT (HS256) with broker credentials injected, then the token expires.
-    "auth_jwt_inject_expire_v5": bytes([AUTH_JWT])
+    "auth_jwt_inject_expire_v5": hdr(AUTH_CERT_JWT)
         + op(C_SEND, connect(5, "c5", "ignored", jwt().decode()))
         + op(B_SEND, connack(5))
         + op(B_SEND, publish("t", b"y" * 30, 5)[:10])
         + op(ADVANCE, arg=T_FOREVER)
         + op(B_SEND, publish("t", b"y" * 30, 5)[10:]),
     # Mode 3: a slow hash checked on the pool, right password, then traffic.
-    "auth_pool_ok": bytes([AUTH_DELAY])
+    "auth_pool_ok": hdr(AUTH_DELAY)
         + op(C_SEND, connect(4, "c1", "slow", "slowpw"))
         + op(B_SEND, connack())
         + op(C_SEND, publish("t", b"after pool")),
     # Mode 3: wrong password on the pool; the refusal waits for its delay.
-    "auth_pool_wrong_v5": bytes([AUTH_DELAY])
+    "auth_pool_wrong_v5": hdr(AUTH_DELAY)
         + op(C_SEND, connect(5, "c5", "slow", "nope"))
         + op(ADVANCE, arg=T_1MS)
         + op(ADVANCE, arg=T_1S),
     # Mode 3: the client leaves in the same loop turn as its CONNECT, while
     # its check is on the pool.
-    "auth_pool_client_gone": bytes([AUTH_DELAY])
+    "auth_pool_client_gone": hdr(AUTH_DELAY)
         + op(C_SEND, connect(4, "c1", "slow", "slowpw"), nostep=True)
         + op(C_CLOSE),
     # The broker on TCP: the connect is still in progress when it returns.
-    "tcp_broker": bytes([AUTH_NONE | TCP_BROKER])
+    "tcp_broker": hdr(AUTH_NONE | TCP_BROKER)
         + op(C_SEND, connect())
         + op(B_SEND, connack())
         + op(C_SEND, publish("t", b"over tcp")),
     # The client over TCP through the worker's listener; it resets.
-    "tcp_client_reset": bytes([AUTH_PASSWORD | TCP_CLIENT])
+    "tcp_client_reset": hdr(AUTH_PASSWORD | TCP_CLIENT)
         + op(C_SEND, connect(4, "c1", "u", "p"))
         + op(C_PAUSE)
         + op(B_BULK, publish("t", b"d" * 50), arg=100)
         + op(C_CLOSE),
+    # A client certificate names the user: its CN is injected.
+    "cert_identity": hdr(AUTH_CERT_JWT, CERT_DEVICE)
+        + op(C_SEND, connect(4, "c1"))
+        + op(B_SEND, connack())
+        + op(C_SEND, publish("t", b"from device-1")),
+    # A CN with a control character and a quote: refused, never injected.
+    "cert_identity_control_chars_v5": hdr(AUTH_CERT_JWT, CERT_CONTROL_CHARS)
+        + op(C_SEND, connect(5, "c5")),
+    # A certificate from an unknown CA: the handshake fails.
+    "cert_unknown_ca": hdr(AUTH_CERT_JWT, CERT_UNKNOWN_CA)
+        + op(C_SEND, connect()),
     # Broker gone after CONNECT: client still sending.
-    "broker_reset_while_sending": bytes([AUTH_NONE])
+    "broker_reset_while_sending": hdr(AUTH_NONE)
         + op(C_SEND, connect())
         + op(B_PAUSE)
         + op(C_BULK, publish("t", b"r" * 200), arg=40)
