@@ -122,6 +122,15 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__ubsan_default_options(void);
+
+/* Undefined behaviour stops the run like a crash (the Makefile compiles fuzz
+ * targets with recoverable UBSan, which would only print it). UBSAN_OPTIONS
+ * still overrides this. */
+const char *__ubsan_default_options(void)
+{
+	return "halt_on_error=1:print_stacktrace=1";
+}
 
 #define MAX_OPS 512
 #define MAX_ROUNDS 32            /* loop steps per pump */
@@ -866,8 +875,10 @@ static void run_op(struct reader *in)
 		n = take_len(in);
 		if (n == 0 || n > bytes_pending(&r.q.c_hold))
 			n = bytes_pending(&r.q.c_hold);
-		bytes_add(&r.q.c_out, r.q.c_hold.p + r.q.c_hold.off, n);
-		bytes_consume(&r.q.c_hold, n);
+		if (n > 0) {
+			bytes_add(&r.q.c_out, r.q.c_hold.p + r.q.c_hold.off, n);
+			bytes_consume(&r.q.c_hold, n);
+		}
 		break;
 	case 3:
 		d = take_data(in, &n);
