@@ -432,6 +432,7 @@ class LatencyPair:
         self.sent = 0
         self.errors = []
         self._stop = threading.Event()
+        self._pub_stop = threading.Event()
         self._seq_seen = set()
 
     def _conn(self, host, port, tls, cid):
@@ -449,7 +450,7 @@ class LatencyPair:
     def _publisher(self):
         seq = 0
         nxt = time.monotonic()
-        while not self._stop.is_set():
+        while not self._pub_stop.is_set():
             now = time.monotonic()
             if now < nxt:
                 time.sleep(nxt - now)
@@ -491,10 +492,17 @@ class LatencyPair:
         """Index into lat: measure only what arrives from now on."""
         return len(self.lat)
 
-    def stop(self):
+    def stop(self, drain=3.0):
+        """Stop publishing, wait (up to drain s) until the last message
+        arrived, then stop the subscriber."""
+        self._pub_stop.set()
+        self.ts[1].join(3)
+        deadline = time.monotonic() + drain
+        while self.received() < self.sent and time.monotonic() < deadline and \
+                self.ts[0].is_alive():
+            time.sleep(0.01)
         self._stop.set()
-        for t in self.ts:
-            t.join(3)
+        self.ts[0].join(3)
 
     def received(self):
         return len(self._seq_seen)

@@ -728,7 +728,7 @@ def hostile_handshake_flood_keeps_live_latency_near_the_direct_broker(ctx):
     through.stop()
     check(not through.errors and not direct.errors,
           "live pair errors: mqtls %r, direct %r" % (through.errors, direct.errors))
-    check(through.received() >= through.sent - 5,
+    check(through.received() >= through.sent,
           "live pair through mqtls lost messages: %d sent, %d received"
           % (through.sent, through.received()))
     p99_direct = sorted(p99s["direct"])[rounds // 2]
