@@ -20,6 +20,7 @@ int mqtt_connack_code(uint8_t version, enum mqtt_refusal why)
 		case MQTT_REFUSE_SERVER_BUSY:         return 0x89;
 		case MQTT_REFUSE_BAD_AUTH_METHOD:     return 0x8c;
 		case MQTT_REFUSE_PACKET_TOO_LARGE:    return 0x95;
+		case MQTT_REFUSE_QUOTA_EXCEEDED:      return 0x97;
 		}
 		return -1;
 	}
@@ -34,6 +35,7 @@ int mqtt_connack_code(uint8_t version, enum mqtt_refusal why)
 	case MQTT_REFUSE_BAD_CLIENT_ID:       return 2;
 	case MQTT_REFUSE_SERVER_UNAVAILABLE:  return 3;
 	case MQTT_REFUSE_SERVER_BUSY:         return 3;
+	case MQTT_REFUSE_QUOTA_EXCEEDED:      return 3;
 	case MQTT_REFUSE_BAD_CREDENTIALS:     return 4;
 	case MQTT_REFUSE_BAD_AUTH_METHOD:     return 4;
 	case MQTT_REFUSE_NOT_AUTHORIZED:      return 5;

@@ -20,6 +20,7 @@ enum mqtt_refusal {
 	MQTT_REFUSE_SERVER_BUSY,          /* 5.0 0x89; 3.x 3 */
 	MQTT_REFUSE_BAD_AUTH_METHOD,      /* 5.0 0x8C; 3.x 4 */
 	MQTT_REFUSE_PACKET_TOO_LARGE,     /* 5.0 0x95; 3.x: none */
+	MQTT_REFUSE_QUOTA_EXCEEDED,       /* 5.0 0x97; 3.x 3 */
 };
 
 /* The code the CONNACK would carry for |version|, or -1 when that version

@@ -1,7 +1,9 @@
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proxy/config.h"
 #include "proxy/log.h"
@@ -123,6 +125,28 @@ static const struct option_def *find_option(const char *name, size_t len)
 	return NULL;
 }
 
+/* Where the loaders write their one-line error (no "mqtls: ", no newline);
+ * config_load prints it, a reload logs it. */
+struct errbuf {
+	char *s;
+	size_t len;
+};
+
+static int fail(struct errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes the error and returns 0, so callers can `return fail(...)`. */
+static int fail(struct errbuf *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->len == 0)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(e->s, e->len, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
 /* The words a flag accepts, on the command line and in a config file alike. */
 static const struct {
 	const char *word;
@@ -160,9 +184,9 @@ static int choice_ok(const char *choices, const char *value)
 	return 0;
 }
 
-/* |where| is "--name" or "file:line" for the error message. */
+/* |where| is "--name", "file:line" or "MQTLS_NAME" for the error message. */
 static int set_option(struct config *cfg, const struct option_def *o, const char *value,
-                      const char *where)
+                      const char *where, struct errbuf *e)
 {
 	char *base = (char *)cfg;
 	char *end;
@@ -173,42 +197,32 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 	case OPT_CHOICE: {
 		char **slot = (char **)(base + o->offset);
 
-		if (o->type == OPT_CHOICE && !choice_ok(o->choices, value)) {
-			fprintf(stderr, "mqtls: %s: expected one of %s, got '%s'\n", where, o->choices, value);
-			return 0;
-		}
-		if (*value == '\0') {
-			fprintf(stderr, "mqtls: %s: value must not be empty\n", where);
-			return 0;
-		}
+		if (o->type == OPT_CHOICE && !choice_ok(o->choices, value))
+			return fail(e, "%s: expected one of %s, got '%s'", where, o->choices, value);
+		if (*value == '\0')
+			return fail(e, "%s: value must not be empty", where);
 		free(*slot);
 		*slot = strdup(value);
 		return *slot != NULL;
 	}
 	case OPT_LIST:
-		if (cfg->n_listen >= CONFIG_MAX_LISTEN) {
-			fprintf(stderr, "mqtls: %s: at most %d listeners\n", where, CONFIG_MAX_LISTEN);
-			return 0;
-		}
+		if (cfg->n_listen >= CONFIG_MAX_LISTEN)
+			return fail(e, "%s: at most %d listeners", where, CONFIG_MAX_LISTEN);
 		cfg->listen[cfg->n_listen] = strdup(value);
 		if (cfg->listen[cfg->n_listen] == NULL)
 			return 0;
 		cfg->n_listen++;
 		return 1;
 	case OPT_FLAG:
-		if (!flag_word(value, (long *)(base + o->offset))) {
-			fprintf(stderr, "mqtls: %s: expected on or off, got '%s'\n", where, value);
-			return 0;
-		}
+		if (!flag_word(value, (long *)(base + o->offset)))
+			return fail(e, "%s: expected on or off, got '%s'", where, value);
 		return 1;
 	case OPT_LONG:
 		errno = 0;
 		v = strtol(value, &end, 10);
-		if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
-			fprintf(stderr, "mqtls: %s: expected an integer from %ld to %ld, got '%s'\n",
-			        where, o->min, o->max, value);
-			return 0;
-		}
+		if (errno || end == value || *end != '\0' || v < o->min || v > o->max)
+			return fail(e, "%s: expected an integer from %ld to %ld, got '%s'", where, o->min,
+			            o->max, value);
 		*(long *)(base + o->offset) = v;
 		return 1;
 	}
@@ -236,16 +250,14 @@ static char *trim(char *s)
 	return s;
 }
 
-static int load_file(struct config *cfg, const char *path)
+static int load_file(struct config *cfg, const char *path, struct errbuf *e)
 {
 	char line[4096], where[512];
 	int lineno = 0, file_listen = 0, ok = 0;
 	FILE *f = fopen(path, "r");
 
-	if (f == NULL) {
-		fprintf(stderr, "mqtls: --config %s: %s\n", path, strerror(errno));
-		return 0;
-	}
+	if (f == NULL)
+		return fail(e, "--config %s: %s", path, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		char *s, *key, *value;
 		const struct option_def *o;
@@ -257,8 +269,7 @@ static int load_file(struct config *cfg, const char *path)
 			int ch;
 
 			if (*s != '#') {
-				fprintf(stderr, "mqtls: %s:%d: line longer than %zu bytes\n", path, lineno,
-				        sizeof(line) - 2);
+				fail(e, "%s:%d: line longer than %zu bytes", path, lineno, sizeof(line) - 2);
 				goto err;
 			}
 			/* A long comment is still a comment: skip to its end. */
@@ -274,7 +285,7 @@ static int load_file(struct config *cfg, const char *path)
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);
 		o = find_option(key, klen);
 		if (o == NULL || o->offset == OFF(config_file)) {
-			fprintf(stderr, "mqtls: %s: unknown key '%.*s'\n", where, (int)klen, key);
+			fail(e, "%s: unknown key '%.*s'", where, (int)klen, key);
 			goto err;
 		}
 		if (o->type == OPT_FLAG && *value == '\0')
@@ -283,7 +294,7 @@ static int load_file(struct config *cfg, const char *path)
 			clear_listen(cfg);
 			file_listen = 1;
 		}
-		if (!set_option(cfg, o, value, where))
+		if (!set_option(cfg, o, value, where, e))
 			goto err;
 	}
 	ok = 1;
@@ -296,7 +307,8 @@ static void print_help(void)
 {
 	printf("usage: mqtls --listen ADDR:PORT --cert FULLCHAIN --key KEY --upstream HOST:PORT [options]\n"
 	       "       mqtls passwd [-c] [-b] FILE USER [PASSWORD]\n\n"
-	       "A TLS front door for a plain MQTT broker.\n\noptions (also valid as `key value` lines in --config FILE):\n");
+	       "A TLS front door for a plain MQTT broker.\n\noptions (also valid as `key value` lines in --config FILE):\n"
+	       "precedence: --flag, then environment MQTLS_<NAME> (--max-buffer: MQTLS_MAX_BUFFER), then --config FILE, then the [default]\n");
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *o = &options[i];
 
@@ -310,14 +322,15 @@ static void print_help(void)
 }
 
 /* Splits "--name=value" or "--name value"; returns the option or NULL. */
-static const struct option_def *arg_option(int argc, char **argv, int *i, const char **value)
+static const struct option_def *arg_option(int argc, char **argv, int *i, const char **value,
+                                           struct errbuf *e)
 {
 	const char *a = argv[*i] + 2, *eq = strchr(a, '=');
 	size_t len = eq ? (size_t)(eq - a) : strlen(a);
 	const struct option_def *o = find_option(a, len);
 
 	if (o == NULL) {
-		fprintf(stderr, "mqtls: unknown option '%s' (see --help)\n", argv[*i]);
+		fail(e, "unknown option '%s' (see --help)", argv[*i]);
 		return NULL;
 	}
 	if (eq) {
@@ -332,18 +345,229 @@ static const struct option_def *arg_option(int argc, char **argv, int *i, const 
 	} else if (*i + 1 < argc) {
 		*value = argv[++*i];
 	} else {
-		fprintf(stderr, "mqtls: --%s needs a value\n", o->name);
+		fail(e, "--%s needs a value", o->name);
 		return NULL;
 	}
 	return o;
 }
 
-enum config_result config_load(struct config *cfg, int argc, char **argv)
+/* ---- the environment ------------------------------------------------------ */
+
+/*
+ * MQTLS_<NAME> sets option <name>: upper case, '_' for '-'
+ * (MQTLS_MAX_BUFFER is --max-buffer). An unknown MQTLS_* variable is an
+ * error like an unknown key in a file, so that a typo (MQTLS_MAX_BUFER) does
+ * not silently leave the default in place; except these, which are not
+ * options: the project's own scripts and tests read them (tests/, deploy/,
+ * the certbot hook), and they reach mqtls through inherited environments.
+ */
+#define ENV_PREFIX "MQTLS_"
+#define ENV_PREFIX_LEN (sizeof(ENV_PREFIX) - 1)
+
+static const char *const env_not_options[] = {
+	"BIN", "REFERENCE", "STRESS", "TEST_LOG", "TEST_TIMING", "FUZZ_LOG",   /* tests */
+	"PID", "PIDFILE", "UNIT",                                               /* certbot hook */
+	"IMAGE", "BASE_IMAGE", "NOFILE", "NPROC", "PODMAN_DIR",                 /* deploy/podman */
+};
+
+static int env_is_not_an_option(const char *key, size_t len)
 {
+	for (size_t i = 0; i < sizeof(env_not_options) / sizeof(env_not_options[0]); i++) {
+		if (strlen(env_not_options[i]) == len && memcmp(env_not_options[i], key, len) == 0)
+			return 1;
+	}
+	/* Kubernetes puts MQTLS_PORT, MQTLS_PORT_8883_TCP_ADDR, ... and
+	 * MQTLS_SERVICE_HOST/PORT into every pod of a namespace that has a
+	 * Service named "mqtls". */
+	return (len == 4 && memcmp(key, "PORT", 4) == 0) || (len > 5 && memcmp(key, "PORT_", 5) == 0) ||
+	       (len >= 12 && (memcmp(key, "SERVICE_HOST", 12) == 0 ||
+	                      memcmp(key, "SERVICE_PORT", 12) == 0));
+}
+
+/* "MAX_BUFFER" -> "max-buffer" in |out|; returns 0 if |key| has characters
+ * other than upper-case letters, digits and '_' (then |out| still holds a
+ * lower-cased guess, for a suggestion) or does not fit. */
+static int env_to_name(const char *key, size_t len, char *out, size_t cap)
+{
+	int ok = len > 0;
+
+	if (len >= cap)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = key[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		else if (c == '_')
+			c = '-';
+		else if (!(c >= '0' && c <= '9'))
+			ok = 0;
+		out[i] = c;
+	}
+	out[len] = '\0';
+	return ok;
+}
+
+/* Levenshtein distance of two option-sized strings (capped when longer). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= 64 || lb >= 64)
+		return 64;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static void env_name_of(const struct option_def *o, char *out, size_t cap)
+{
+	size_t n = snprintf(out, cap, ENV_PREFIX "%s", o->name);
+
+	for (size_t i = ENV_PREFIX_LEN; i < n && i < cap; i++)
+		out[i] = out[i] == '-' ? '_' : (char)(out[i] >= 'a' && out[i] <= 'z' ? out[i] - 'a' + 'A' : out[i]);
+}
+
+static int env_unknown(const char *var, size_t len, struct errbuf *e)
+{
+	char name[64], env[96];
+	const struct option_def *best = NULL;
+	size_t best_d = 3;   /* suggest only within two edits */
+
+	(void)env_to_name(var + ENV_PREFIX_LEN, len - ENV_PREFIX_LEN, name, sizeof(name));
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		size_t d = edit_distance(name, options[i].name);
+
+		if (d < best_d) {
+			best = &options[i];
+			best_d = d;
+		}
+	}
+	if (best == NULL)
+		return fail(e, "%.*s: no such option (MQTLS_<NAME> sets --<name>, see --help)", (int)len, var);
+	env_name_of(best, env, sizeof(env));
+	return fail(e, "%.*s: no such option (did you mean %s?)", (int)len, var, env);
+}
+
+/* The addresses of a list option, separated by commas or white space;
+ * they replace the file's. */
+static int set_env_list(struct config *cfg, const struct option_def *o, const char *value,
+                        const char *where, struct errbuf *e)
+{
+	char item[512];
+
+	clear_listen(cfg);
+	value += strspn(value, ", \t");
+	while (*value) {
+		size_t n = strcspn(value, ", \t");
+
+		if (n >= sizeof(item))
+			return fail(e, "%s: address '%.40s...' too long", where, value);
+		memcpy(item, value, n);
+		item[n] = '\0';
+		if (!set_option(cfg, o, item, where, e))
+			return 0;
+		value += n;
+		value += strspn(value, ", \t");
+	}
+	return 1;
+}
+
+/* The value of |name| in |envp|, or NULL; set but empty counts as unset. */
+static const char *env_get(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **v = envp; v && *v; v++) {
+		if (strncmp(*v, name, n) == 0 && (*v)[n] == '=')
+			return (*v)[n + 1] ? *v + n + 1 : NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Applies every MQTLS_* variable of |envp|. An empty variable counts as
+ * unset: container templates often leave one empty ("MQTLS_CRL=").
+ */
+static int load_env(struct config *cfg, char **envp, struct errbuf *e)
+{
+	for (char **v = envp; v && *v; v++) {
+		const struct option_def *o;
+		const char *key, *eq, *value;
+		char name[64], where[80];
+		size_t klen;
+
+		if (strncmp(*v, ENV_PREFIX, ENV_PREFIX_LEN) != 0 || (eq = strchr(*v, '=')) == NULL)
+			continue;
+		key = *v + ENV_PREFIX_LEN;
+		klen = (size_t)(eq - key);
+		value = eq + 1;
+		o = env_to_name(key, klen, name, sizeof(name)) ? find_option(name, klen) : NULL;
+		if (o == NULL) {
+			if (env_is_not_an_option(key, klen))
+				continue;
+			return env_unknown(*v, (size_t)(eq - *v), e);
+		}
+		if (*value == '\0')
+			continue;
+		snprintf(where, sizeof(where), "%.*s", (int)(eq - *v), *v);
+		if (o->type == OPT_LIST ? !set_env_list(cfg, o, value, where, e)
+		                        : !set_option(cfg, o, value, where, e))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+/* The rules between options, checked once everything is read; derives
+ * cert_mode. Run again by config_keep_running on a mixed configuration. */
+static int check_config(struct config *cfg, struct errbuf *e)
+{
+	cfg->cert_mode = CLIENT_CERT_NONE;
+	if (cfg->cert == NULL || cfg->key == NULL || cfg->upstream == NULL)
+		return fail(e, "--cert, --key and --upstream are required (see --help)");
+	if (cfg->client_cert && strcmp(cfg->client_cert, "none") != 0) {
+		cfg->cert_mode = strcmp(cfg->client_cert, "required") == 0 ? CLIENT_CERT_REQUIRED
+		                                                            : CLIENT_CERT_OPTIONAL;
+		if (cfg->client_ca == NULL)
+			return fail(e, "--client-cert %s needs --client-ca FILE", cfg->client_cert);
+	} else if (cfg->client_ca) {
+		/* A client CA on its own means the operator wants certificates checked when sent. */
+		cfg->cert_mode = CLIENT_CERT_OPTIONAL;
+	}
+	if (cfg->identity_as_username && cfg->cert_mode == CLIENT_CERT_NONE)
+		return fail(e, "--identity-as-username needs --client-ca FILE");
+	if (cfg->crl && cfg->client_ca == NULL)
+		return fail(e, "--crl needs --client-ca FILE");
+	return 1;
+}
+
+enum config_result config_read(struct config *cfg, int argc, char **argv, char **envp, char *err,
+                               size_t errlen)
+{
+	struct errbuf e = { err, errlen };
 	const char *config_path = NULL;
 	int argv_listen = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
+	if (errlen > 0)
+		err[0] = '\0';
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			print_help();
@@ -355,7 +579,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv)
 		}
 	}
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (options[i].def && !set_option(cfg, &options[i], options[i].def, "default"))
+		if (options[i].def && !set_option(cfg, &options[i], options[i].def, "default", &e))
 			return CONFIG_ERROR;
 	}
 	/* First pass finds --config and validates the shape of argv. */
@@ -364,22 +588,27 @@ enum config_result config_load(struct config *cfg, int argc, char **argv)
 		const char *value;
 
 		if (strncmp(argv[i], "--", 2) != 0) {
-			fprintf(stderr, "mqtls: unexpected argument '%s' (see --help)\n", argv[i]);
+			fail(&e, "unexpected argument '%s' (see --help)", argv[i]);
 			return CONFIG_ERROR;
 		}
-		if ((o = arg_option(argc, argv, &i, &value)) == NULL)
+		if ((o = arg_option(argc, argv, &i, &value, &e)) == NULL)
 			return CONFIG_ERROR;
 		if (o->offset == OFF(config_file))
 			config_path = value;
 	}
-	if (config_path && !load_file(cfg, config_path))
+	/* Precedence, lowest first: defaults, the file, the environment, flags. */
+	if (config_path == NULL)
+		config_path = env_get(envp, ENV_PREFIX "CONFIG");
+	if (config_path && !load_file(cfg, config_path, &e))
+		return CONFIG_ERROR;
+	if (!load_env(cfg, envp, &e))
 		return CONFIG_ERROR;
 	for (int i = 1; i < argc; i++) {
 		char where[64];
 		const struct option_def *o;
 		const char *value;
 
-		o = arg_option(argc, argv, &i, &value);
+		o = arg_option(argc, argv, &i, &value, &e);
 		if (o == NULL)
 			return CONFIG_ERROR;
 		if (o->type == OPT_LIST && !argv_listen) {
@@ -387,55 +616,196 @@ enum config_result config_load(struct config *cfg, int argc, char **argv)
 			argv_listen = 1;
 		}
 		snprintf(where, sizeof(where), "--%s", o->name);
-		if (!set_option(cfg, o, value, where))
+		if (!set_option(cfg, o, value, where, &e))
 			return CONFIG_ERROR;
 	}
-	if (cfg->cert == NULL || cfg->key == NULL || cfg->upstream == NULL) {
-		fprintf(stderr, "mqtls: --cert, --key and --upstream are required (see --help)\n");
-		return CONFIG_ERROR;
+	return check_config(cfg, &e) ? CONFIG_OK : CONFIG_ERROR;
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv)
+{
+	char err[1024];
+	enum config_result r = config_read(cfg, argc, argv, environ, err, sizeof(err));
+
+	if (r == CONFIG_ERROR)
+		fprintf(stderr, "mqtls: %s\n", err);
+	return r;
+}
+
+/* ---- comparing and reloading ------------------------------------------------- */
+
+/*
+ * The options a reload applies to a running process. Everything else is
+ * bound when the process starts (sockets, threads, tables sized from it,
+ * values copied into the workers or the logger) and is kept as it was when
+ * a reload finds it changed ("needs restart"). An option added to the table
+ * is restart-only until it is listed here, which is the safe default: list
+ * it only once every use reads it through proxy->cfg at the time, or from
+ * a snapshot the reload rebuilds (TLS context, auth material).
+ */
+static const char *const live_options[] = {
+	/* a new TLS context */
+	"cert", "key", "client-ca", "client-cert", "crl",
+	/* read through proxy->cfg, or proxy fields the reload stores */
+	"max-connect-size", "max-buffer", "max-connections", "max-handshakes-per-ip",
+	"max-auth-per-ip", "max-auth-per-user",
+	/* a new auth snapshot */
+	"users", "auth", "allow-anonymous", "require-clientid-match", "jwt-keys", "jwt-issuer",
+	"jwt-audience", "jwt-username-claim", "jwt-leeway", "jwt-require-exp",
+	"jwt-expiry-disconnect", "upstream-username", "upstream-password-file", "auth-fail-delay",
+	/* the same argv and environment always name the same file */
+	"config",
+};
+
+/* Files a configuration loads; a change to any of them calls for a reload. */
+static const char *const file_options[] = {
+	"config", "cert", "key", "client-ca", "crl", "users", "jwt-keys", "upstream-password-file",
+};
+
+static int option_is_live(const struct option_def *o)
+{
+	for (size_t i = 0; i < sizeof(live_options) / sizeof(live_options[0]); i++) {
+		if (strcmp(live_options[i], o->name) == 0)
+			return 1;
 	}
-	if (cfg->client_cert && strcmp(cfg->client_cert, "none") != 0) {
-		cfg->cert_mode = strcmp(cfg->client_cert, "required") == 0 ? CLIENT_CERT_REQUIRED
-		                                                            : CLIENT_CERT_OPTIONAL;
-		if (cfg->client_ca == NULL) {
-			fprintf(stderr, "mqtls: --client-cert %s needs --client-ca FILE\n", cfg->client_cert);
-			return CONFIG_ERROR;
+	return 0;
+}
+
+static int same_string(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int option_same(const struct config *a, const struct config *b, const struct option_def *o)
+{
+	const char *pa = (const char *)a + o->offset, *pb = (const char *)b + o->offset;
+
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_CHOICE:
+		return same_string(*(char *const *)pa, *(char *const *)pb);
+	case OPT_LIST:
+		if (a->n_listen != b->n_listen)
+			return 0;
+		for (int i = 0; i < a->n_listen; i++) {
+			if (!same_string(a->listen[i], b->listen[i]))
+				return 0;
 		}
-	} else if (cfg->client_ca) {
-		/* A client CA on its own means the operator wants certificates checked when sent. */
-		cfg->cert_mode = CLIENT_CERT_OPTIONAL;
+		return 1;
+	case OPT_LONG:
+	case OPT_FLAG:
+		return *(const long *)pa == *(const long *)pb;
 	}
-	if (cfg->identity_as_username && cfg->cert_mode == CLIENT_CERT_NONE) {
-		fprintf(stderr, "mqtls: --identity-as-username needs --client-ca FILE\n");
-		return CONFIG_ERROR;
+	return 0;
+}
+
+/* Gives |dst| a copy of |src|'s value of |o|; 0 when out of memory. */
+static int option_copy(struct config *dst, const struct config *src, const struct option_def *o)
+{
+	char *pd = (char *)dst + o->offset;
+	const char *ps = (const char *)src + o->offset;
+
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_CHOICE: {
+		char **slot = (char **)pd;
+		const char *v = *(char *const *)ps;
+
+		free(*slot);
+		*slot = v ? strdup(v) : NULL;
+		return v == NULL || *slot != NULL;
 	}
-	if (cfg->crl && cfg->client_ca == NULL) {
-		fprintf(stderr, "mqtls: --crl needs --client-ca FILE\n");
-		return CONFIG_ERROR;
+	case OPT_LIST:
+		clear_listen(dst);
+		for (int i = 0; i < src->n_listen; i++) {
+			if ((dst->listen[i] = strdup(src->listen[i])) == NULL)
+				return 0;
+			dst->n_listen++;
+		}
+		return 1;
+	case OPT_LONG:
+	case OPT_FLAG:
+		*(long *)pd = *(const long *)ps;
+		return 1;
 	}
-	return CONFIG_OK;
+	return 0;
+}
+
+int config_same(const struct config *a, const struct config *b)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (!option_same(a, b, &options[i]))
+			return 0;
+	}
+	return 1;
+}
+
+int config_keep_running(struct config *next, const struct config *running, char *names,
+                        size_t len, char *err, size_t errlen)
+{
+	struct errbuf e = { err, errlen };
+	size_t used = 0;
+	int n = 0;
+
+	if (len > 0)
+		names[0] = '\0';
+	if (errlen > 0)
+		err[0] = '\0';
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+
+		if (option_is_live(o) || option_same(next, running, o))
+			continue;
+		if (!option_copy(next, running, o)) {
+			fail(&e, "out of memory");
+			return -1;
+		}
+		if (used < len) {
+			int w = snprintf(names + used, len - used, "%s%s", n ? ", " : "", o->name);
+
+			used += w > 0 ? (size_t)w : 0;
+		}
+		n++;
+	}
+	if (!check_config(next, &e)) {
+		if (n > 0) {
+			char why[512];
+
+			snprintf(why, sizeof(why), "%s", err);
+			fail(&e, "%s (with the running %s, which need a restart)", why, names);
+		}
+		return -1;
+	}
+	return n;
+}
+
+size_t config_files(const struct config *cfg, const char **out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(file_options) / sizeof(file_options[0]); i++) {
+		const struct option_def *o = find_option(file_options[i], strlen(file_options[i]));
+		const char *path;
+
+		if (o == NULL || o->type != OPT_STR)
+			continue;
+		path = *(char *const *)((const char *)cfg + o->offset);
+		if (path && n < cap)
+			out[n++] = path;
+	}
+	return n;
 }
 
 void config_cleanup(struct config *cfg)
 {
+	/* Every string the struct owns is the slot of a string option, so the
+	 * table frees them all, those of options added later included. */
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+
+		if (o->type == OPT_STR || o->type == OPT_CHOICE)
+			free(*(char **)((char *)cfg + o->offset));
+	}
 	clear_listen(cfg);
-	free(cfg->cert);
-	free(cfg->key);
-	free(cfg->upstream);
-	free(cfg->client_ca);
-	free(cfg->client_cert);
-	free(cfg->crl);
-	free(cfg->log_level);
-	free(cfg->ready_file);
-	free(cfg->config_file);
-	free(cfg->users);
-	free(cfg->auth);
-	free(cfg->identity_as_username);
-	free(cfg->jwt_keys);
-	free(cfg->jwt_issuer);
-	free(cfg->jwt_audience);
-	free(cfg->jwt_username_claim);
-	free(cfg->upstream_username);
-	free(cfg->upstream_password_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -1,6 +1,8 @@
 /*
  * Configuration: one option table drives the command line, the config file
- * (`key value` per line, the same names as the long flags) and --help.
+ * (`key value` per line, the same names as the long flags), the MQTLS_<NAME>
+ * environment variables, --help and reload (which options a running process
+ * can change).
  */
 #ifndef PROXY_CONFIG_H
 #define PROXY_CONFIG_H
@@ -72,11 +74,41 @@ enum config_result {
 };
 
 /*
- * Fills |cfg| from defaults, then the file named by --config (if any), then
- * argv (flags override the file). On error prints one line to stderr.
- * The caller calls config_cleanup in every case.
+ * Fills |cfg| from defaults, then the file named by --config (or by
+ * MQTLS_CONFIG), then the MQTLS_<NAME> variables of the environment, then
+ * argv: a flag beats the environment, which beats the file. An unknown
+ * MQTLS_* variable is an error, except the few the project's scripts use
+ * (see config.c). On error prints one line to stderr. The caller calls
+ * config_cleanup in every case.
  */
 enum config_result config_load(struct config *cfg, int argc, char **argv);
+
+/* config_load with the environment |envp| (NULL-terminated "NAME=value"
+ * strings), writing the one-line error (no "mqtls: " prefix, no newline)
+ * to |err| instead of printing it: what a reload calls. --help and
+ * --version still print to stdout. */
+enum config_result config_read(struct config *cfg, int argc, char **argv, char **envp, char *err,
+                               size_t errlen);
+
 void config_cleanup(struct config *cfg);
+
+/* 1 if |a| and |b| hold the same value for every option. */
+int config_same(const struct config *a, const struct config *b);
+
+/*
+ * For a reload: every option a running process cannot change (listen
+ * addresses, workers, timeouts copied into struct proxy, ...; the list of
+ * those it can is in config.c) takes |running|'s value in |next| again.
+ * Writes the names of those that differed, ", "-separated, to |names| and
+ * returns how many; returns -1 with the reason in |err| if |next| is not
+ * consistent afterwards, or out of memory.
+ */
+int config_keep_running(struct config *next, const struct config *running, char *names,
+                        size_t len, char *err, size_t errlen);
+
+/* The files |cfg| loads (config file, certificate, key, client CA, CRL,
+ * users, JWT keys, upstream password): up to |cap| pointers borrowed from
+ * |cfg| into |out|. Returns how many. */
+size_t config_files(const struct config *cfg, const char **out, size_t cap);
 
 #endif

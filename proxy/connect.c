@@ -15,21 +15,10 @@
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
 
-static void log_refusal(const struct session *s, const char *reason, const char *detail)
-{
-	char peer[80];
-
-	if (!log_enabled(LOG_INFO))
-		return;
-	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
-	log_msg(LOG_INFO, "refuse peer=%s mqtt=%u reason=%s%s%s%s", peer, s->mqtt_version, reason,
-	        detail ? " detail=\"" : "", detail ? detail : "", detail ? "\"" : "");
-}
-
 static enum connect_step refuse(struct session *s, int refusal, const char *reason, const char *detail,
                                 int *out_refusal, const char **out_reason)
 {
-	log_refusal(s, reason, detail);
+	session_log_refusal(s, reason, detail);
 	*out_refusal = refusal;
 	*out_reason = reason;
 	return CONNECT_REFUSE;

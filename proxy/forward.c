@@ -69,6 +69,7 @@ enum fwd forward_client_in(struct session *s, int flush_first)
 			break;
 		s->flags &= ~F_READ_IDLE;
 		s->bytes_in += n;
+		counter_add(&s->w->metrics.bytes[BYTES_CLIENT_TO_BROKER], n);
 		/* The first record goes to the broker before looking for more:
 		 * the read that finds the socket empty then adds no latency to a
 		 * lone message, while a burst still leaves in one writev. */
@@ -182,6 +183,7 @@ enum fwd forward_up_in(struct session *s, size_t limit)
 			return FWD_ERROR;
 		}
 		budget -= (size_t)n;
+		counter_add(&s->w->metrics.bytes[BYTES_BROKER_TO_CLIENT], (uint64_t)n);
 		if ((size_t)n < room)
 			return FWD_OK;
 	}

@@ -14,7 +14,14 @@ void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 /* Parses "error", "warn", "info" or "debug"; returns 1 on success. */
 int log_level_parse(const char *s, enum log_level *out);
+/* Set once at startup: 1 for one JSON object per line, 0 for text. Both
+ * carry the same fields: an event's `word key=value ...` becomes
+ * {"ts","level","event":word,key:value...}; other text becomes "msg". */
+void log_set_json(int on);
 
+/* Logs one event. Warnings and errors from one call site (one format
+ * string) are limited to a few a second per thread; the rest are counted
+ * and reported as one "repeated" line when that site logs again. */
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -4,8 +4,9 @@
  * main() reads the configuration, builds the shared state (TLS context,
  * auth snapshot and pool, broker address), starts one worker thread per
  * event loop and then only waits for signals: SIGTERM/SIGINT stop the
- * workers gracefully, SIGHUP rebuilds the TLS context and the auth snapshot
- * from the same files without touching live connections.
+ * workers gracefully, SIGHUP (also raised by the watcher of the loaded
+ * files) reads the whole configuration again and swaps in what a running
+ * process can change, without touching live connections.
  */
 #include <errno.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -25,7 +27,12 @@
 #include "proxy/auth/passwd_tool.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/watch.h"
+#include "proxy/http.h"
+#include "proxy/limits.h"
+#include "proxy/session.h"
 #include "proxy/worker.h"
 #include "tls/context.h"
 #include "tls/peer.h"
@@ -82,6 +89,53 @@ static void raise_fd_limit(void)
 	}
 }
 
+static void reload(struct proxy *p);
+
+/* All connections the workers hold, as they last counted them. */
+static uint64_t open_connections(struct worker *workers, long n)
+{
+	uint64_t total = 0;
+
+	for (long i = 0; i < n; i++)
+		total += worker_connections(&workers[i]);
+	return total;
+}
+
+/*
+ * The first phase of a stop (--drain-timeout): /readyz says 503 at once, the
+ * listeners close, and live sessions go on until they end by themselves or
+ * the timeout passes; a second SIGTERM or SIGINT ends the wait. SIGHUP
+ * still reloads meanwhile. The caller then closes what is left (MQTT 5
+ * clients get DISCONNECT 0x8B at a packet boundary).
+ */
+static void drain(struct proxy *p, struct config *cfg, struct worker *workers, long n, const sigset_t *sigs,
+                  int sig)
+{
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	uint64_t deadline = session_now_ms() + (uint64_t)cfg->drain_timeout * 1000;
+
+	atomic_store(&p->draining, 1);
+	if (cfg->drain_timeout == 0)
+		return;
+	log_info("signal %d: draining: no new connections, %llu open ones may go on for up to %ld s "
+	         "(a second SIGTERM ends the wait)", sig, (unsigned long long)open_connections(workers, n),
+	         cfg->drain_timeout);
+	for (long i = 0; i < n; i++)
+		worker_request_drain(&workers[i]);
+	while (session_now_ms() < deadline && open_connections(workers, n) > 0) {
+		int got = sigtimedwait(sigs, NULL, &tick);
+
+		if (got == SIGHUP) {
+			reload(p);
+		} else if (got == SIGTERM || got == SIGINT) {
+			log_info("signal %d: ending the drain now", got);
+			return;
+		}
+	}
+	if (open_connections(workers, n) > 0)
+		log_info("drain timeout: closing %llu connections", (unsigned long long)open_connections(workers, n));
+}
+
 static long default_workers(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -89,28 +143,127 @@ static long default_workers(void)
 	return n > 0 ? n : 1;
 }
 
-/* SIGHUP: each part is rebuilt completely off to the side and swapped in
- * only if it loaded without error; live connections keep what they have. */
-static void reload(struct proxy *p, struct config *cfg)
+/* The certificate new connections get: what an operator checks after a
+ * renewal, and what expires. */
+static void log_certificate(const SSL_CTX *ctx, const char *file)
 {
-	char err[512];
-	SSL_CTX *ctx = build_ssl_ctx(cfg, err, sizeof(err));
-	struct auth_material *m;
+	struct tls_cert_info ci;
+	char subject[320], path[320];
 
-	if (ctx == NULL) {
-		log_error("reload failed, keeping the previous certificates: %s", err);
-	} else {
-		proxy_swap_ssl_ctx(p, ctx);
-		log_info("reloaded certificates, keys, CAs and CRLs; live connections keep theirs");
-	}
-	cfg->users_strict = 1;
-	m = auth_material_load(cfg, err, sizeof(err));
-	if (m == NULL) {
-		log_error("reload failed, keeping the previous users and JWT keys: %s", err);
+	log_escape(path, sizeof(path), file, strlen(file));
+	if (!tls_server_ctx_cert_info(ctx, &ci)) {
+		log_warn("certificate file=\"%s\": cannot read its subject, serial or expiry", path);
 		return;
 	}
-	proxy_swap_auth(p, m);
-	log_info("reloaded users and JWT keys");
+	log_escape(subject, sizeof(subject), ci.subject, strlen(ci.subject));
+	log_info("certificate file=\"%s\" subject=\"%s\" serial=%s not_after=%s days_left=%lld", path,
+	         subject, ci.serial, ci.not_after_text, (long long)(ci.not_after - (int64_t)time(NULL)) / 86400);
+}
+
+/* Quiet time after the last change to a loaded file before the reload: a
+ * renewal writes the certificate and the key one after the other. */
+#define WATCH_QUIET_MS 1000
+
+/* On the watcher's thread. The reload runs on the main thread, which takes
+ * this SIGHUP with sigwait like one sent from outside. */
+static void file_changed(void *arg, const char *path)
+{
+	char p[320];
+
+	log_escape(p, sizeof(p), path, strlen(path));
+	log_info("file changed: \"%s\"; reading the configuration again", p);
+	kill(getpid(), SIGHUP);
+}
+
+/* Watches the files |cfg| loads, replacing the previous watcher: where a
+ * file's symlinks lead changes with each Kubernetes update, and the set of
+ * files with the configuration. The new one is armed before the old one
+ * stops, and the old one reports a change it still held, so none is lost. */
+static void watch_files(struct proxy *p, const struct config *cfg)
+{
+	const char *files[16];
+	size_t n = config_files(cfg, files, sizeof(files) / sizeof(files[0]));
+	struct watch *old = p->watch;
+	char err[256];
+
+	p->watch = NULL;
+	if (n > 0 && (p->watch = watch_new(files, n, WATCH_QUIET_MS, file_changed, NULL, err,
+	                                   sizeof(err))) == NULL)
+		log_warn("cannot watch the configured files (only SIGHUP reloads): %s", err);
+	watch_free(old);
+}
+
+static void free_config(struct config *cfg)
+{
+	if (cfg) {
+		config_cleanup(cfg);
+		free(cfg);
+	}
+}
+
+/*
+ * SIGHUP, or a loaded file changed. The configuration is read again exactly
+ * as at startup (the same argv, the environment, the --config file) into a
+ * new struct config, and a TLS context and an auth snapshot are built from
+ * it off to the side; only when all of it has loaded does it go live, in
+ * one step (proxy_install). Otherwise nothing changes and the log names the
+ * file and the reason. Options a running process cannot change keep their
+ * running values and are named in one "needs restart" line. Live
+ * connections keep their TLS context and auth snapshot; the limits read at
+ * each use (max-buffer, max-connections, max-auth-per-ip, ...) apply to
+ * them from their next use.
+ */
+static void reload(struct proxy *p)
+{
+	const struct config *cur = atomic_load(&p->cfg);
+	struct config *next = calloc(1, sizeof(*next));
+	struct auth_material *m = NULL;
+	SSL_CTX *ctx = NULL;
+	char err[1024], restart[512];
+	int n_restart;
+
+	if (next == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto err;
+	}
+	if (config_read(next, p->argc, p->argv, environ, err, sizeof(err)) != CONFIG_OK)
+		goto err;
+	n_restart = config_keep_running(next, cur, restart, sizeof(restart), err, sizeof(err));
+	if (n_restart < 0)
+		goto err;
+	next->users_strict = 1;   /* a damaged users file must not lose users */
+	if ((ctx = build_ssl_ctx(next, err, sizeof(err))) == NULL ||
+	    (m = auth_material_load(next, err, sizeof(err))) == NULL)
+		goto err;
+	if (config_same(next, cur)) {
+		/* New file contents under the same options: nothing to keep. */
+		free_config(next);
+		next = NULL;
+	}
+	if (!proxy_install(p, next, ctx, m)) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto err;
+	}
+	/* From here on ctx and m belong to p; only this thread replaces them. */
+	metrics_reload_result(1);
+	if (n_restart > 0)
+		log_warn("reload: needs restart: %s changed; kept as they were", restart);
+	if (m->n_order > 0 && p->pool == NULL)
+		log_warn("reload: authentication was off at startup, so no --auth-threads run: its slow "
+		         "checks run on the event loops until a restart");
+	cur = atomic_load(&p->cfg);
+	log_certificate(ctx, cur->cert);
+	log_info("reloaded the configuration%s; certificates, keys, CAs, CRLs, users and JWT keys read "
+	         "again; live connections keep theirs", next ? " with changed options" : "");
+	watch_files(p, cur);
+	return;
+err:
+	metrics_reload_result(0);
+	log_error("reload failed, keeping the running configuration: %s", err);
+	SSL_CTX_free(ctx);
+	auth_material_unref(m);
+	free_config(next);
+	watch_files(p, cur);
 }
 
 int main(int argc, char **argv)
@@ -119,6 +272,7 @@ int main(int argc, char **argv)
 	struct proxy p;
 	struct address bound[CONFIG_MAX_LISTEN];
 	struct worker *workers = NULL;
+	struct http_server *http = NULL;
 	enum log_level level = LOG_INFO;
 	char err[512], addr[160];
 	sigset_t sigs;
@@ -141,7 +295,10 @@ int main(int argc, char **argv)
 	}
 	(void)log_level_parse(cfg.log_level, &level);
 	log_set_level(level);
+	log_set_json(strcmp(cfg.log_format, "json") == 0);
 	p.cfg = &cfg;
+	p.argc = argc;
+	p.argv = argv;
 	if (!address_parse(cfg.upstream, 1, &p.upstream, err, sizeof(err))) {
 		fprintf(stderr, "mqtls: --upstream %s\n", err);
 		goto out;
@@ -182,6 +339,15 @@ int main(int argc, char **argv)
 	}
 	if ((p.faildelay = faildelay_new()) == NULL)
 		goto out;
+	{
+		int lerr = 0;
+
+		p.limits = limits_new(&cfg, &lerr);
+		if (lerr) {
+			fprintf(stderr, "mqtls: out of memory for the connection limits\n");
+			goto out;
+		}
+	}
 
 	/* Workers get no signals; this thread takes them with sigwait. */
 	sigemptyset(&sigs);
@@ -217,21 +383,30 @@ int main(int argc, char **argv)
 		address_format((struct sockaddr *)&bound[i].sa, bound[i].len, addr, sizeof(addr));
 		log_info("listening on %s, upstream %s, %ld workers", addr, cfg.upstream, n_workers);
 	}
+	if (cfg.metrics && (http = http_start(cfg.metrics, &p, workers, (int)n_workers, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mqtls: %s\n", err);
+		goto stop;
+	}
+	log_certificate(p.ssl_ctx, cfg.cert);
 	if (cfg.ready_file && !write_ready_file(cfg.ready_file, bound, cfg.n_listen))
 		log_error("cannot write --ready-file %s: %s", cfg.ready_file, strerror(errno));
+	/* After the ready file, which may share a directory with them. */
+	watch_files(&p, &cfg);
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload(&p, &cfg);
+			reload(&p);
 			continue;
 		}
-		log_info("signal %d: closing connections and exiting", sig);
 		break;
 	}
+	drain(&p, &cfg, workers, n_workers, &sigs, sig);
+	log_info("closing connections and exiting");
 	rc = 0;
 stop:
+	http_stop(http);
 	for (long i = 0; i < started; i++)
 		worker_request_stop(&workers[i]);
 	for (long i = 0; i < started; i++)
@@ -249,8 +424,12 @@ out:
 	free(workers);
 	pool_free(p.pool);
 	faildelay_free(p.faildelay);
+	limits_free(p.limits);
 	auth_material_unref(p.auth);
 	SSL_CTX_free(p.ssl_ctx);
+	watch_free(p.watch);
+	/* Every thread that reads p.cfg has stopped. */
+	proxy_free_configs(&p);
 	config_cleanup(&cfg);
 	pthread_mutex_destroy(&p.lock);
 	return rc;

@@ -29,6 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/auth/policy.h"
+#include "proxy/limits.h"
+#include "proxy/metrics.h"
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
 #include "tls/io.h"
@@ -181,10 +184,19 @@ static void leave_handshake_count(struct session *s)
  * stack may still look at s->state (S_DEAD) and return. */
 static void session_finish(struct session *s)
 {
+	struct metrics *m = &s->w->metrics;
+
 	if ((s->flags & F_TLS_DONE) && !(s->flags & F_CLIENT_DEAD))
 		tls_close_notify(s->ssl);
 	leave_handshake_count(s);
 	session_log_close(s);
+	counter_add(&m->closed[metrics_close_reason(s->close_reason)], 1);
+	counter_add(&m->connections_active[s->listener], (uint64_t)-1);
+	if (s->flags & F_IP_COUNTED)
+		limits_conn_end(s->w->proxy->limits, &s->addr.sa);
+	if ((s->flags & F_ID_COUNTED) && s->auth && s->auth->user)
+		limits_identity_give(s->w->proxy->limits, s->auth->user, strlen(s->auth->user));
+	s->flags &= (uint16_t)~(F_IP_COUNTED | F_ID_COUNTED);
 	event_del(&s->ev_client);
 	event_del(&s->ev_timer);
 	upstream_close(s);
@@ -215,6 +227,22 @@ static void session_settle(struct session *s)
 		session_rearm(s);
 }
 
+/* A handshake that ends without completing, by why (a stop is not counted). */
+static void count_failed_handshake(struct session *s, const char *reason)
+{
+	enum hs_result r;
+
+	if (strcmp(reason, "shutdown") == 0)
+		return;
+	if (strcmp(reason, "hello_timeout") == 0 || strcmp(reason, "handshake_timeout") == 0)
+		r = HS_TIMEOUT;
+	else if (strcmp(reason, "handshake_evicted") == 0)
+		r = HS_EVICTED;
+	else
+		r = s->peer.verify_error ? HS_VERIFY_FAILED : HS_FAILED;
+	counter_add(&s->w->metrics.handshakes[TLSV_NONE][r], 1);
+}
+
 /* Enters CLOSING with |reason| (kept if one was already set): what is
  * buffered may still be flushed; session_settle finishes it. */
 static void session_close(struct session *s, const char *reason)
@@ -226,6 +254,8 @@ static void session_close(struct session *s, const char *reason)
 	}
 	s->close_reason = reason;
 	s->close_state = s->state;
+	if (s->state == S_HANDSHAKE)
+		count_failed_handshake(s, reason);
 	if (s->auth && s->auth->job) {
 		session_auth_free(s->auth);     /* disowns and cancels the job in flight */
 		s->auth = NULL;
@@ -256,6 +286,15 @@ static void up_out(struct session *s)
 		session_close(s, "broker_closed");
 }
 
+/* The client has (or is about to have) its CONNACK: time it once. */
+static void connack_sent(struct session *s)
+{
+	if (s->flags & F_CONNACK_SEEN)
+		return;
+	s->flags |= F_CONNACK_SEEN;
+	histogram_observe(&s->w->metrics.connack_seconds, (session_now_ms() - s->start_ms) * 1000);
+}
+
 /*
  * Sends the refusing CONNACK for the client's version (when that version
  * has a code for |refusal|) and closes. The broker is never contacted, or
@@ -268,6 +307,10 @@ static void session_refuse(struct session *s, enum mqtt_refusal refusal, const c
 
 	if (s->mqtt_version != 0)
 		n = mqtt_connack_build(s->mqtt_version, refusal, pkt, sizeof(pkt));
+	if (n > 0) {
+		counter_add(&s->w->metrics.connack[pkt[3] ? pkt[3] : 0], 1);
+		connack_sent(s);
+	}
 	upstream_close(s);
 	bufq_clear(&s->to_up, session_blocks(s));
 	if (n > 0 && !(s->flags & F_CLIENT_DEAD) && !bufq_add(&s->to_client, session_blocks(s), pkt, n))
@@ -324,6 +367,7 @@ static void broker_step(struct session *s, enum up_step r, int err)
 		}
 		break;
 	case UP_FAILED:
+		counter_add(&s->w->metrics.broker_errors[BROKER_UNREACHABLE], 1);
 		upstream_log_failure(s, err);
 		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_unreachable");
 		break;
@@ -345,13 +389,56 @@ static void connect_broker(struct session *s)
 	broker_step(s, r, err);
 }
 
+/* The result label of a refusal the auth stage decided. */
+static enum auth_result_label auth_refusal_label(const char *reason)
+{
+	if (strcmp(reason, "not_authorized") == 0)
+		return AUTHR_NOT_AUTHORIZED;
+	if (strcmp(reason, "bad_auth_method") == 0)
+		return AUTHR_BAD_METHOD;
+	if (strcmp(reason, "bad_identity") == 0)
+		return AUTHR_BAD_IDENTITY;
+	return AUTHR_BAD_CREDENTIALS;
+}
+
+static void count_auth(struct session *s, enum auth_result_label r)
+{
+	unsigned method = s->auth ? s->auth->method : AUTH_NONE;
+
+	counter_add(&s->w->metrics.auth[method < AUTH_METHOD_LABELS ? method : 0][r], 1);
+}
+
+/* --max-conn-per-identity: the newest connection of an identity over the
+ * limit is the one refused (the devices already connected keep working).
+ * Returns 1 if the session may go on. */
+static int identity_admitted(struct session *s)
+{
+	const char *id = s->auth ? s->auth->user : NULL;
+
+	if (id == NULL)
+		return 1;
+	if (!limits_identity_take(s->w->proxy->limits, id, strlen(id))) {
+		count_auth(s, AUTHR_IDENTITY_LIMIT);
+		session_log_refusal(s, "identity_limit", NULL);
+		session_refuse(s, MQTT_REFUSE_QUOTA_EXCEEDED, "identity_limit");
+		return 0;
+	}
+	if (s->w->proxy->limits)
+		s->flags |= F_ID_COUNTED;
+	return 1;
+}
+
 static void auth_step(struct session *s, enum auth_step r)
 {
 	switch (r) {
 	case AUTH_STEP_ALLOW:
+		if (!identity_admitted(s))
+			break;
+		count_auth(s, AUTHR_OK);
 		connect_broker(s);
 		break;
 	case AUTH_STEP_REFUSE:
+		count_auth(s, auth_refusal_label(s->auth->refusal_reason));
 		/* Held for the failure delay; the timer sends it. */
 		if (s->auth->hold_ms == 0)
 			session_refuse(s, s->auth->refusal, s->auth->refusal_reason);
@@ -361,6 +448,7 @@ static void auth_step(struct session *s, enum auth_step r)
 	case AUTH_STEP_PENDING:
 		break;    /* the --connect-timeout timer still runs */
 	case AUTH_STEP_BUSY:
+		count_auth(s, AUTHR_BUSY);
 		session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "server_busy");
 		break;
 	case AUTH_STEP_OOM:
@@ -396,6 +484,17 @@ static void connect_step(struct session *s)
 		return;
 	case CONNECT_OK:
 		break;
+	}
+	counter_add(&s->w->metrics.mqtt_connects[c.version == MQTT_V5 ? MQTTV_5 :
+	                                         c.version == MQTT_V311 ? MQTTV_311 : MQTTV_31], 1);
+	if (s->over_limit != OVER_NONE) {
+		static const char *const why[] = { "", "conn_per_ip", "conn_rate_per_ip", "max_connections" };
+
+		session_log_refusal(s, why[s->over_limit], NULL);
+		session_refuse(s, s->over_limit == OVER_MAX_CONNECTIONS ? MQTT_REFUSE_SERVER_BUSY
+		                                                        : MQTT_REFUSE_QUOTA_EXCEEDED,
+		               why[s->over_limit]);
+		return;
 	}
 	s->state = S_AUTHENTICATING;
 	auth_step(s, session_auth_start(s, &c, pkt, len));
@@ -439,8 +538,10 @@ static void up_in(struct session *s)
 			return;
 		}
 		got = bufq_len(&s->to_client) - from;
-		if (got > 0)
+		if (got > 0) {
 			end_track(s, from);
+			connack_sent(s);    /* the broker's first bytes are its CONNACK */
+		}
 		if (end_ready(s)) {
 			end_session(s, s->end->code, s->end->reason);
 			return;
@@ -473,6 +574,16 @@ static void hello_deadline_passed(struct session *s)
 	set_timer_ms(s, spent < limit ? limit - spent : 1);
 }
 
+static void count_handshake(struct session *s)
+{
+	struct metrics *m = &s->w->metrics;
+
+	counter_add(&m->handshakes[SSL_version(s->ssl) == TLS1_3_VERSION ? TLSV_13 : TLSV_12][HS_OK], 1);
+	if (SSL_session_reused(s->ssl))
+		counter_add(&m->handshakes_resumed, 1);
+	histogram_observe(&m->handshake_seconds, (session_now_ms() - s->start_ms) * 1000);
+}
+
 static void handshake_step(struct session *s)
 {
 	switch (tls_handshake(s->ssl)) {
@@ -484,6 +595,7 @@ static void handshake_step(struct session *s)
 		 * would carry the ACK: without this, it waits for our delayed ACK
 		 * (about 40 ms). One setsockopt, only here, not while forwarding. */
 		(void)setsockopt(s->cfd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 1 }, sizeof(int));
+		count_handshake(s);
 		leave_handshake_count(s);
 		s->state = S_AWAIT_CONNECT;
 		set_timer(s, &s->w->proxy->connect_timeout);
@@ -573,6 +685,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "auth_timeout");
 		break;
 	case S_UPSTREAM_CONNECTING:
+		counter_add(&s->w->metrics.broker_errors[BROKER_TIMEOUT], 1);
 		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_timeout");
 		break;
 	case S_FORWARDING:
@@ -619,7 +732,35 @@ void session_abort(struct session *s)
 	session_close_now(s, "shutdown");
 }
 
-struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+/* The limits a new client is checked against at accept; over one, it is
+ * still served up to its CONNECT, which gets a CONNACK that says why. */
+static void check_limits(struct session *s)
+{
+	struct proxy *p = s->w->proxy;
+
+	if (s->w->n_sessions >= p->cfg->max_connections) {
+		s->over_limit = OVER_MAX_CONNECTIONS;
+		counter_add(&s->w->metrics.accept_refused[REFUSED_MAX_CONNECTIONS], 1);
+		return;
+	}
+	switch (limits_conn_begin(p->limits, &s->addr.sa, s->start_ms)) {
+	case LIMIT_OK:
+		if (p->limits)
+			s->flags |= F_IP_COUNTED;
+		break;
+	case LIMIT_CONN_PER_IP:
+		s->over_limit = OVER_CONN_PER_IP;
+		counter_add(&s->w->metrics.accept_refused[REFUSED_CONN_PER_IP], 1);
+		break;
+	case LIMIT_CONN_RATE:
+		s->over_limit = OVER_CONN_RATE;
+		counter_add(&s->w->metrics.accept_refused[REFUSED_CONN_RATE_PER_IP], 1);
+		break;
+	}
+}
+
+struct session *session_new(struct worker *w, unsigned listener, int fd, const struct sockaddr *sa,
+                            socklen_t salen)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	SSL_CTX *ctx = NULL;
@@ -633,6 +774,7 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 	s->ufd = -1;
 	s->state = S_HANDSHAKE;
 	s->start_ms = session_now_ms();
+	s->listener = (uint8_t)(listener < CONFIG_MAX_LISTEN ? listener : 0);
 	if (salen <= sizeof(s->addr))
 		memcpy(&s->addr, sa, salen);
 	ctx = proxy_get_ssl_ctx(w->proxy);
@@ -654,6 +796,9 @@ struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa,
 	event_priority_set(&s->ev_timer, PRI_LIVE);
 	s->flags |= F_IN_HANDSHAKE_COUNT;
 	set_timer(s, &w->proxy->hello_timeout);
+	counter_add(&w->metrics.connections_total[s->listener], 1);
+	counter_add(&w->metrics.connections_active[s->listener], 1);
+	check_limits(s);
 	session_rearm(s);
 	return s;
 err:

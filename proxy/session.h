@@ -26,10 +26,12 @@ struct session_list {
 	struct session *head, *tail;
 };
 
-/* Takes ownership of the accepted socket |fd| from |sa| and starts the TLS
- * handshake on |w|'s loop. Returns NULL on failure (the fd is closed). The
- * caller puts the session on one of its lists. */
-struct session *session_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Takes ownership of the socket |fd| accepted from |sa| on the worker's
+ * listener number |listener| and starts the TLS handshake on |w|'s loop.
+ * Returns NULL on failure (the fd is closed). The caller puts the session
+ * on one of its lists. */
+struct session *session_new(struct worker *w, unsigned listener, int fd, const struct sockaddr *sa,
+                            socklen_t salen);
 /* Ends |s| now with |reason| (for code outside the session's callbacks,
  * such as the worker): it flushes what it can and may finish at once. */
 void session_close_now(struct session *s, const char *reason);

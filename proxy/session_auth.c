@@ -327,6 +327,7 @@ static int admit_to_queue(struct worker *w, struct auth_job *j, const struct ses
 	j->held = held;
 	w->auth_jobs++;
 	w->auth_bytes += held;
+	gauge_set(&w->metrics.auth_queue, (uint64_t)w->auth_jobs);
 	return 1;
 }
 
@@ -356,6 +357,7 @@ static void release_queue(struct auth_job *j)
 	release_counts(j);
 	w->auth_jobs--;
 	w->auth_bytes -= j->held;
+	gauge_set(&w->metrics.auth_queue, (uint64_t)w->auth_jobs);
 	j->w = NULL;
 }
 

@@ -71,10 +71,22 @@ enum {
 	F_KICK_READ = 1 << 10,          /* a client read turn was requested by event_active */
 	F_READ_IDLE = 1 << 11,          /* the last client read found the socket empty */
 	F_HELLO_DONE = 1 << 12,         /* the ClientHello deadline gave way to the handshake's */
+	F_CONNACK_SEEN = 1 << 13,       /* the client has had its CONNACK (timed for metrics) */
+	F_IP_COUNTED = 1 << 14,         /* counted in the per-address connection limit */
+	F_ID_COUNTED = 1 << 15,         /* counted in the per-identity limit (auth->user) */
 };
 
 struct worker;
 struct auth_job;
+
+/* A limit a client was over when it was accepted: it still gets its TLS
+ * handshake, so that its CONNECT can be answered with a CONNACK. */
+enum session_limit {
+	OVER_NONE,
+	OVER_CONN_PER_IP,       /* 5.0 0x97 quota exceeded; 3.x 3 */
+	OVER_CONN_RATE,         /* the same */
+	OVER_MAX_CONNECTIONS,   /* 5.0 0x89 server busy; 3.x 3 */
+};
 
 /* Authentication state; allocated only when a policy or injection is on. */
 struct session_auth {
@@ -105,6 +117,8 @@ struct session {
 	uint8_t armed;                  /* ARM_* bits currently added to the loop */
 	uint8_t mqtt_version;           /* 0 until a CONNECT was parsed */
 	uint8_t close_state;            /* the state session_close was called in */
+	uint8_t listener;               /* index of the listener it came in on */
+	uint8_t over_limit;             /* enum session_limit: refused once its CONNECT is read */
 	uint16_t flags;
 	uint16_t write_pending;         /* bytes an unfinished SSL_write must be retried with */
 	int cfd;                        /* client socket, owned */
@@ -144,6 +158,8 @@ size_t session_client_in_limit(const struct session *s);
 
 /* Logs the one line that describes a finished connection. */
 void session_log_close(const struct session *s);
+/* Logs that the client is refused for |reason|, with |detail| (may be NULL). */
+void session_log_refusal(const struct session *s, const char *reason, const char *detail);
 /* Logs why a TLS handshake failed (verify failures at warn, others at debug). */
 void session_log_handshake_failure(const struct session *s);
 

@@ -49,6 +49,17 @@ void session_log_close(const struct session *s)
 	        state_names[s->close_state], s->close_reason ? s->close_reason : "error");
 }
 
+void session_log_refusal(const struct session *s, const char *reason, const char *detail)
+{
+	char peer[80];
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
+	log_msg(LOG_INFO, "refuse peer=%s mqtt=%u reason=%s%s%s%s", peer, s->mqtt_version, reason,
+	        detail ? " detail=\"" : "", detail ? detail : "", detail ? "\"" : "");
+}
+
 void session_log_handshake_failure(const struct session *s)
 {
 	char peer[80], e[160];

@@ -24,7 +24,7 @@
 
 static void set_accepting(struct worker *w, int on)
 {
-	if (w->accepting == on || (on && w->stopping))
+	if (w->accepting == on || (on && (w->stopping || w->draining)))
 		return;
 	for (int i = 0; i < w->n_listen; i++) {
 		if (on)
@@ -68,13 +68,23 @@ static int handshake_slot(struct worker *w)
 	return w->n_handshakes < c->max_handshakes;
 }
 
-/* Accepting pauses when the connection cap is reached, or while every
- * handshake slot is held by one too young to evict. */
+/* Above --max-connections, clients still get an answer (CONNACK "server
+ * busy" after their CONNECT, session.c) while at most --max-handshakes more
+ * are in flight; only beyond that does accepting pause. */
+static long hard_cap(const struct worker *w)
+{
+	const struct config *c = w->proxy->cfg;
+
+	return c->max_connections + c->max_handshakes;
+}
+
+/* Accepting pauses at the hard cap, or while every handshake slot is held
+ * by one too young to evict. */
 static int over_limits(const struct worker *w)
 {
 	const struct config *c = w->proxy->cfg;
 
-	return w->n_sessions >= c->max_connections ||
+	return w->n_sessions >= hard_cap(w) ||
 	       (w->n_handshakes >= c->max_handshakes && eviction_wait_ms(w) > 0);
 }
 
@@ -85,7 +95,7 @@ static void pause_accepting(struct worker *w)
 	uint64_t ms = eviction_wait_ms(w);
 
 	set_accepting(w, 0);
-	if (w->n_sessions < w->proxy->cfg->max_connections && ms > 0) {
+	if (w->n_sessions < hard_cap(w) && ms > 0) {
 		struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 		event_add(&w->ev_resume, &tv);
@@ -110,18 +120,20 @@ static void log_refused_at_accept(struct worker *w, const struct sockaddr *sa)
 	w->refused_quiet = 0;
 }
 
-struct session *worker_adopt(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len)
+static struct session *adopt(struct worker *w, unsigned listener, int fd, const struct sockaddr *sa,
+                             socklen_t len)
 {
 	struct session *s;
 	/* One address may not hold many handshake slots at once. */
 	uint64_t key = counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, sa);
 
 	if (!counts_take(w->counts, key, (uint32_t)w->proxy->cfg->max_handshakes_per_ip)) {
+		counter_add(&w->metrics.accept_refused[REFUSED_HANDSHAKES_PER_IP], 1);
 		log_refused_at_accept(w, sa);
 		close(fd);
 		return NULL;
 	}
-	s = session_new(w, fd, sa, len);
+	s = session_new(w, listener, fd, sa, len);
 	if (s == NULL) {
 		counts_give(w->counts, key);
 		log_warn("cannot create a session: out of memory");
@@ -133,12 +145,19 @@ struct session *worker_adopt(struct worker *w, int fd, const struct sockaddr *sa
 	return s;
 }
 
+struct session *worker_adopt(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return adopt(w, 0, fd, sa, len);
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct worker *w = arg;
-	const struct config *c = w->proxy->cfg;
+	unsigned listener = 0;
 
-	for (int i = 0; i < ACCEPT_BATCH && w->n_sessions < c->max_connections && handshake_slot(w); i++) {
+	while (listener + 1 < (unsigned)w->n_listen && w->lfd[listener] != lfd)
+		listener++;
+	for (int i = 0; i < ACCEPT_BATCH && w->n_sessions < hard_cap(w) && handshake_slot(w); i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -155,7 +174,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			}
 			break;
 		}
-		(void)worker_adopt(w, fd, (struct sockaddr *)&ss, len);
+		(void)adopt(w, listener, fd, (struct sockaddr *)&ss, len);
 	}
 	if (over_limits(w))
 		pause_accepting(w);
@@ -207,6 +226,46 @@ void worker_handshake_done(struct worker *w, struct session *s)
 		set_accepting(w, 1);
 }
 
+static void close_listeners(struct worker *w)
+{
+	set_accepting(w, 0);
+	for (int i = 0; i < w->n_listen; i++) {
+		if (w->lfd[i] >= 0)
+			close(w->lfd[i]);
+		w->lfd[i] = -1;
+	}
+}
+
+/* The first phase of a drain: no new clients; live ones go on. */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	w->draining = 1;
+	close_listeners(w);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	gauge_set(&w->metrics.heartbeat_ms, session_now_ms());
+}
+
+void worker_request_drain(struct worker *w)
+{
+	event_active(&w->ev_drain, EV_READ, 0);
+}
+
+uint64_t worker_connections(const struct worker *w)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+		n += counter_get(&w->metrics.connections_active[i]);
+	return n;
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -222,12 +281,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	struct session *s, *next;
 
-	set_accepting(w, 0);
 	w->stopping = 1;
-	for (int i = 0; i < w->n_listen; i++) {
-		close(w->lfd[i]);
-		w->lfd[i] = -1;
-	}
+	close_listeners(w);
 	/* Each session flushes what it holds and sends close_notify; MQTT 5
 	 * clients first get DISCONNECT 0x8B "server shutting down". */
 	for (s = w->handshaking.head; s; s = next) {
@@ -335,6 +390,16 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 	event_assign(&w->ev_stop, w->base, -1, 0, on_stop, w);
 	evtimer_assign(&w->ev_resume, w->base, on_resume, w);
 	evtimer_assign(&w->ev_deadline, w->base, on_deadline, w);
+	event_assign(&w->ev_drain, w->base, -1, 0, on_drain, w);
+	event_assign(&w->ev_tick, w->base, -1, EV_PERSIST, on_tick, w);
+	event_priority_set(&w->ev_drain, PRI_LIVE);
+	event_priority_set(&w->ev_tick, PRI_LIVE);
+	gauge_set(&w->metrics.heartbeat_ms, session_now_ms());
+	{
+		static const struct timeval second = { 1, 0 };
+
+		event_add(&w->ev_tick, &second);
+	}
 	event_priority_set(&w->ev_reap, PRI_LIVE);
 	event_priority_set(&w->ev_stop, PRI_LIVE);
 	event_priority_set(&w->ev_resume, PRI_LIVE);

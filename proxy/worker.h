@@ -15,6 +15,7 @@
 
 #include "proxy/config.h"
 #include "proxy/bufq.h"
+#include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/proxy.h"
 #include "proxy/session.h"
@@ -48,11 +49,15 @@ struct worker {
 	long n_handshakes;                 /* on the handshaking list */
 	struct counts *counts;             /* owned: in-flight counts per address / user */
 	struct blk_cache blocks;           /* owned: free buffer blocks of this worker's sessions */
+	struct metrics metrics;            /* written by this worker only, read by /metrics */
+	struct event ev_tick;              /* once a second: the heartbeat /healthz reads */
+	struct event ev_drain;             /* activated from the main thread: stop accepting */
 	long auth_jobs;                    /* slow auth checks on the pool */
 	size_t auth_bytes;                 /* memory those jobs hold */
 	uint64_t refused_log_ms;           /* rate limit of the "refused at accept" line */
 	long refused_quiet;                /* refusals not logged since */
 	int stopping;
+	int draining;                      /* listeners closed; sessions go on */
 	struct pool_home home;             /* auth checks finished on the pool */
 	int home_ok;
 	pthread_t thread;
@@ -73,6 +78,11 @@ int worker_start(struct worker *w);
  * session, borrowed (the worker frees it), or NULL. What the accept callback
  * does for each connection; tests and fuzzers call it with socketpairs. */
 struct session *worker_adopt(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len);
+/* Thread-safe: asks the worker to stop accepting and close its listening
+ * sockets; its sessions go on (the first phase of a drain). */
+void worker_request_drain(struct worker *w);
+/* Thread-safe: the worker's open connections, as last counted by it. */
+uint64_t worker_connections(const struct worker *w);
 /* Thread-safe: asks the worker to stop accepting and close its sessions. */
 void worker_request_stop(struct worker *w);
 void worker_join(struct worker *w);

@@ -1,7 +1,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -222,4 +224,59 @@ err:
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
 	return NULL;
+}
+
+/* notAfter as Unix seconds: its distance from the epoch, which avoids
+ * timegm and the local time zone. */
+static int asn1_time_posix(const ASN1_TIME *t, int64_t *out)
+{
+	ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+	int days, secs, ok;
+
+	if (epoch == NULL)
+		return 0;
+	ok = ASN1_TIME_diff(&days, &secs, epoch, t);
+	ASN1_TIME_free(epoch);
+	if (ok)
+		*out = (int64_t)days * 86400 + secs;
+	return ok;
+}
+
+int tls_server_ctx_cert_info(const SSL_CTX *ctx, struct tls_cert_info *out)
+{
+	X509 *leaf = SSL_CTX_get0_certificate(ctx);
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
+	BIO *mem = NULL;
+	const uint8_t *name;
+	size_t len;
+	time_t when;
+	struct tm tm;
+	int ok = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (leaf == NULL)
+		goto err;
+	if ((mem = BIO_new(BIO_s_mem())) == NULL ||
+	    X509_NAME_print_ex(mem, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253) < 0 ||
+	    !BIO_mem_contents(mem, &name, &len))
+		goto err;
+	snprintf(out->subject, sizeof(out->subject), "%.*s", (int)len, (const char *)name);
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL)) == NULL ||
+	    (hex = BN_bn2hex(bn)) == NULL)
+		goto err;
+	snprintf(out->serial, sizeof(out->serial), "%s", hex);
+	if (!asn1_time_posix(X509_get0_notAfter(leaf), &out->not_after))
+		goto err;
+	when = (time_t)out->not_after;
+	if (gmtime_r(&when, &tm) == NULL)
+		goto err;
+	strftime(out->not_after_text, sizeof(out->not_after_text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ok = 1;
+err:
+	OPENSSL_free(hex);
+	BN_free(bn);
+	BIO_free(mem);
+	ERR_clear_error();
+	return ok;
 }

@@ -136,7 +136,8 @@ def sigint_exits_zero(ctx):
 
 @test
 def sigterm_closes_open_sessions_and_exits_zero(ctx):
-    b, m = ctx.pair()
+    # Without a drain (its own tests are in test_operations.py).
+    b, m = ctx.pair("--drain-timeout", "0")
     s, r = _connack(ctx, m, "shutdown-me")
     t0 = time.monotonic()
     rc = m.stop(signal.SIGTERM, timeout=8)
@@ -154,7 +155,7 @@ def sigterm_closes_open_sessions_and_exits_zero(ctx):
 
 @test
 def sigterm_sends_v5_clients_disconnect_0x8b_first(ctx):
-    b, m = ctx.pair()
+    b, m = ctx.pair("--drain-timeout", "0")
     s, r = _connack(ctx, m, "v5-shutdown", version=5)
     # A broker packet in flight first: the DISCONNECT must come after it, whole.
     s.sendall(w.subscribe(1, "itest/shutdown", 0, version=5))

@@ -50,6 +50,9 @@ static void test_connack_v5_codes_follow_the_reason_code_table(void **state)
 	assert_int_equal(mqtt_connack_code(5, MQTT_REFUSE_SERVER_BUSY), 0x89);
 	assert_int_equal(mqtt_connack_code(5, MQTT_REFUSE_BAD_AUTH_METHOD), 0x8c);
 	assert_int_equal(mqtt_connack_code(5, MQTT_REFUSE_PACKET_TOO_LARGE), 0x95);
+	assert_int_equal(mqtt_connack_code(5, MQTT_REFUSE_QUOTA_EXCEEDED), 0x97);
+	/* 3.x has no quota code: "server unavailable" is the nearest. */
+	assert_int_equal(mqtt_connack_code(4, MQTT_REFUSE_QUOTA_EXCEEDED), 3);
 }
 
 /* [MQTT-3.1.2-2] an unknown level is answered in the 3.1.1 format. */
