@@ -455,7 +455,8 @@ class Ctx:
         return ["mqtls pid %d exited with %s" % (p.pid, p.p.returncode)
                 for p in self.proxies if not p.stopped and not p.alive()]
 
-    LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (error|warn|info|debug) ")
+    LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (error|warn|info|debug) "
+                          r"|^\{\"ts\":\"\d{4}-\d\d-\d\dT[^\"]*Z\",\"level\":\"(error|warn|info|debug)\",.*\}$")
 
     def stray_log_lines(self):
         """mqtls output lines that are not log events (one line per event)."""
