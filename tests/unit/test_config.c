@@ -1,6 +1,7 @@
 /*
  * Configuration loading (proxy/config.c): defaults, flags in both forms, the
- * --config file, precedence, and every kind of refusal.
+ * --config file, MQTLS_* environment variables, precedence, every kind of
+ * refusal, and what a reload keeps (config_keep_running).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <ctype.h>
 
 #include "proxy/config.h"
 
@@ -23,9 +25,30 @@ struct fixture {
 	struct config cfg;
 };
 
+/* The tests own the MQTLS_* part of the environment: whatever the shell
+ * that runs them exported (MQTLS_TEST_LOG, say) is removed first. */
+static void clear_mqtls_env(void)
+{
+	extern char **environ;
+	char name[128];
+
+	for (;;) {
+		char **v = environ;
+
+		while (*v && strncmp(*v, "MQTLS_", 6) != 0)
+			v++;
+		if (*v == NULL)
+			return;
+		snprintf(name, sizeof(name), "%.*s", (int)(strchr(*v, '=') - *v), *v);
+		assert_int_equal(unsetenv(name), 0);
+	}
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+
+	clear_mqtls_env();
 
 	if (f == NULL)
 		return -1;
@@ -45,6 +68,7 @@ static int teardown(void **state)
 	static const char *const names[] = { "a.conf", "b.conf", "long.conf" };
 
 	config_cleanup(&f->cfg);
+	clear_mqtls_env();
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", f->dir, names[i]);
 		unlink(path);
@@ -636,6 +660,278 @@ static void test_cleanup_is_safe_twice_and_after_an_error(void **state)
 	assert_int_equal(f->cfg.n_listen, 0);
 }
 
+/* ---- the environment ------------------------------------------------------- */
+
+static void test_every_option_is_set_by_its_environment_variable(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(option_cases) / sizeof(option_cases[0]); i++) {
+		const struct option_case *oc = &option_cases[i];
+		char var[64];
+		size_t k = (size_t)snprintf(var, sizeof(var), "MQTLS_");
+
+		for (const char *c = oc->name; *c; c++)
+			var[k++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+		var[k] = '\0';
+		/* The required options come from the environment too, so that no
+		 * flag overrides the variable under test. */
+		assert_int_equal(setenv("MQTLS_CERT", "/b/cert.pem", 1), 0);
+		assert_int_equal(setenv("MQTLS_KEY", "/b/key.pem", 1), 0);
+		assert_int_equal(setenv("MQTLS_UPSTREAM", "127.0.0.1:1883", 1), 0);
+		assert_int_equal(setenv("MQTLS_CLIENT_CA", "/b/ca.pem", 1), 0);
+		assert_int_equal(setenv(var, oc->value, 1), 0);
+		if (load(f, "--log-level", "info") != CONFIG_OK)
+			fail_msg("%s=%s refused: %s", var, oc->value, f->err);
+		if (strcmp(oc->name, "log-level") != 0)
+			check_option(f, oc, var);
+		clear_mqtls_env();
+	}
+}
+
+static void test_environment_beats_the_file_and_a_flag_beats_the_environment(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = write_file(f, "a.conf", "connect-timeout 5\nmax-buffer 20000\nworkers 3\n");
+
+	assert_int_equal(setenv("MQTLS_CONNECT_TIMEOUT", "7", 1), 0);
+	assert_int_equal(setenv("MQTLS_MAX_BUFFER", "30000", 1), 0);
+	assert_int_equal(load(f, REQUIRED, "--config", (char *)path, "--max-buffer", "40000"), CONFIG_OK);
+	assert_int_equal(f->cfg.connect_timeout, 7);     /* environment over file */
+	assert_int_equal(f->cfg.max_buffer, 40000);      /* flag over environment */
+	assert_int_equal(f->cfg.workers, 3);             /* file over default */
+	assert_int_equal(f->cfg.upstream_timeout, 5);    /* the default */
+	/* A flag wins wherever it stands relative to --config. */
+	assert_int_equal(load(f, "--max-buffer", "40000", "--config", (char *)path, REQUIRED), CONFIG_OK);
+	assert_int_equal(f->cfg.max_buffer, 40000);
+}
+
+static void test_mqtls_config_names_the_file_unless_a_flag_does(void **state)
+{
+	struct fixture *f = *state;
+	char a[160];
+	const char *b;
+
+	snprintf(a, sizeof(a), "%s", write_file(f, "a.conf", "workers 3\n"));
+	b = write_file(f, "b.conf", "workers 4\n");
+	assert_int_equal(setenv("MQTLS_CONFIG", a, 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_OK);
+	assert_int_equal(f->cfg.workers, 3);
+	assert_string_equal(f->cfg.config_file, a);
+	assert_int_equal(load(f, REQUIRED, "--config", (char *)b), CONFIG_OK);
+	assert_int_equal(f->cfg.workers, 4);
+	assert_string_equal(f->cfg.config_file, b);
+}
+
+static void test_environment_takes_flag_words_and_a_list_of_listeners(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = write_file(f, "a.conf", "listen 127.0.0.1:1001\n");
+
+	assert_int_equal(setenv("MQTLS_ALLOW_ANONYMOUS", "yes", 1), 0);
+	assert_int_equal(setenv("MQTLS_JWT_REQUIRE_EXP", "off", 1), 0);
+	assert_int_equal(setenv("MQTLS_LISTEN", " 127.0.0.1:2001, [::1]:2002\t127.0.0.1:2003,", 1), 0);
+	assert_int_equal(load(f, REQUIRED, "--config", (char *)path), CONFIG_OK);
+	assert_int_equal(f->cfg.allow_anonymous, 1);
+	assert_int_equal(f->cfg.jwt_require_exp, 0);
+	/* The environment's list replaces the file's... */
+	assert_int_equal(f->cfg.n_listen, 3);
+	assert_string_equal(f->cfg.listen[0], "127.0.0.1:2001");
+	assert_string_equal(f->cfg.listen[1], "[::1]:2002");
+	assert_string_equal(f->cfg.listen[2], "127.0.0.1:2003");
+	/* ...and --listen flags replace the environment's. */
+	assert_int_equal(load(f, REQUIRED, "--listen", "127.0.0.1:3001"), CONFIG_OK);
+	assert_int_equal(f->cfg.n_listen, 1);
+	assert_string_equal(f->cfg.listen[0], "127.0.0.1:3001");
+}
+
+static void test_an_empty_environment_variable_counts_as_unset(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(setenv("MQTLS_CLIENT_CA", "", 1), 0);
+	assert_int_equal(setenv("MQTLS_WORKERS", "", 1), 0);
+	assert_int_equal(setenv("MQTLS_LISTEN", "", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_OK);
+	assert_null(f->cfg.client_ca);
+	assert_int_equal(f->cfg.workers, 0);
+	assert_string_equal(f->cfg.listen[0], "0.0.0.0:8883");
+}
+
+static void test_bad_value_in_the_environment_is_an_error_naming_the_variable(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(setenv("MQTLS_MAX_BUFFER", "lots", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_ERROR);
+	assert_error_mentions(f, "mqtls: MQTLS_MAX_BUFFER: expected an integer from 16384 to");
+	assert_int_equal(unsetenv("MQTLS_MAX_BUFFER"), 0);
+	assert_int_equal(setenv("MQTLS_CLIENT_CERT", "sometimes", 1), 0);
+	assert_int_equal(load(f, REQUIRED, "--client-ca", "/b/ca.pem"), CONFIG_ERROR);
+	assert_error_mentions(f, "MQTLS_CLIENT_CERT: expected one of none|optional|required");
+	assert_int_equal(unsetenv("MQTLS_CLIENT_CERT"), 0);
+	assert_int_equal(setenv("MQTLS_ALLOW_ANONYMOUS", "maybe", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_ERROR);
+	assert_error_mentions(f, "MQTLS_ALLOW_ANONYMOUS: expected on or off, got 'maybe'");
+	/* A bad variable is an error even when a flag would override it: the
+	 * environment is checked like a file, whole. */
+	assert_int_equal(load(f, REQUIRED, "--allow-anonymous", "on"), CONFIG_ERROR);
+}
+
+static void test_unknown_mqtls_variable_is_an_error_suggesting_the_nearest_option(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(setenv("MQTLS_MAX_BUFER", "65536", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_ERROR);
+	assert_error_mentions(f, "MQTLS_MAX_BUFER: no such option (did you mean MQTLS_MAX_BUFFER?)");
+	assert_int_equal(unsetenv("MQTLS_MAX_BUFER"), 0);
+	/* Lower case is not the variable's name either. */
+	assert_int_equal(setenv("MQTLS_max_buffer", "65536", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_ERROR);
+	assert_error_mentions(f, "did you mean MQTLS_MAX_BUFFER?");
+	assert_int_equal(unsetenv("MQTLS_max_buffer"), 0);
+	assert_int_equal(setenv("MQTLS_FROBNICATE", "1", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_ERROR);
+	assert_error_mentions(f, "MQTLS_FROBNICATE: no such option");
+}
+
+static void test_mqtls_variables_of_scripts_and_kubernetes_are_not_options(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const others[] = {
+		"MQTLS_BIN", "MQTLS_STRESS", "MQTLS_REFERENCE", "MQTLS_TEST_LOG", "MQTLS_PID",
+		"MQTLS_PIDFILE", "MQTLS_UNIT", "MQTLS_IMAGE", "MQTLS_PORT", "MQTLS_PORT_8883_TCP_ADDR",
+		"MQTLS_SERVICE_HOST", "MQTLS_SERVICE_PORT", "MQTLS_SERVICE_PORT_MQTTS",
+	};
+
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		assert_int_equal(setenv(others[i], "tcp://10.0.0.1:8883", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_OK);
+	assert_string_equal(f->err, "");
+}
+
+static void test_config_read_writes_its_error_instead_of_printing_it(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = { "mqtls", REQUIRED, "--workers", "many", NULL };
+	char *envp[] = { "PATH=/bin", "MQTLS_CONNECT_TIMEOUT=3", NULL };
+	char err[256];
+
+	assert_int_equal(config_read(&f->cfg, 9, argv, envp, err, sizeof(err)), CONFIG_ERROR);
+	assert_string_equal(err, "--workers: expected an integer from 0 to 256, got 'many'");
+	config_cleanup(&f->cfg);
+	argv[7] = NULL;
+	assert_int_equal(config_read(&f->cfg, 7, argv, envp, err, sizeof(err)), CONFIG_OK);
+	assert_int_equal(f->cfg.connect_timeout, 3);
+	assert_string_equal(err, "");
+}
+
+static void test_help_states_the_precedence_of_flags_environment_and_file(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(load(f, "--help"), CONFIG_EXIT_OK);
+	assert_non_null(strstr(f->out, "MQTLS_<NAME>"));
+	assert_non_null(strstr(f->out, "precedence: --flag, then environment MQTLS_<NAME>"));
+}
+
+/* ---- what a reload keeps -------------------------------------------------- */
+
+static void load_into(struct config *c, char **args)
+{
+	char *argv[32];
+	int argc = 0;
+	char err[256];
+
+	argv[argc++] = "mqtls";
+	while (*args)
+		argv[argc++] = *args++;
+	argv[argc] = NULL;
+	if (config_read(c, argc, argv, (char *[]){ NULL }, err, sizeof(err)) != CONFIG_OK)
+		fail_msg("config_read: %s", err);
+}
+
+#define LOAD_INTO(c, ...) load_into((c), (char *[]){ __VA_ARGS__, NULL })
+
+static void test_reload_keeps_options_bound_at_start_and_names_them(void **state)
+{
+	struct config run, next;
+	char names[128], err[256];
+
+	(void)state;
+	LOAD_INTO(&run, REQUIRED, "--listen", "127.0.0.1:1001", "--workers", "2",
+	          "--connect-timeout", "5", "--max-buffer", "20000", "--max-auth-per-ip", "3");
+	LOAD_INTO(&next, REQUIRED, "--listen", "127.0.0.1:2002", "--listen", "[::1]:2003",
+	          "--workers", "4", "--connect-timeout", "5", "--max-buffer", "30000",
+	          "--max-auth-per-ip", "4", "--cert", "/new/cert.pem");
+	assert_int_equal(config_same(&run, &next), 0);
+	assert_int_equal(config_keep_running(&next, &run, names, sizeof(names), err, sizeof(err)), 2);
+	assert_string_equal(names, "listen, workers");
+	/* Kept... */
+	assert_int_equal(next.n_listen, 1);
+	assert_string_equal(next.listen[0], "127.0.0.1:1001");
+	assert_null(next.listen[1]);
+	assert_int_equal(next.workers, 2);
+	/* ...and taken. */
+	assert_int_equal(next.max_buffer, 30000);
+	assert_int_equal(next.max_auth_per_ip, 4);
+	assert_string_equal(next.cert, "/new/cert.pem");
+	config_cleanup(&run);
+	config_cleanup(&next);
+}
+
+static void test_reload_of_the_same_options_needs_no_restart_and_is_the_same(void **state)
+{
+	struct config run, next;
+	char names[128], err[256];
+
+	(void)state;
+	LOAD_INTO(&run, REQUIRED, "--listen", "127.0.0.1:1001", "--users", "/etc/users");
+	LOAD_INTO(&next, REQUIRED, "--listen", "127.0.0.1:1001", "--users", "/etc/users");
+	assert_int_equal(config_keep_running(&next, &run, names, sizeof(names), err, sizeof(err)), 0);
+	assert_string_equal(names, "");
+	assert_int_equal(config_same(&run, &next), 1);
+	config_cleanup(&run);
+	config_cleanup(&next);
+}
+
+/* identity-as-username is bound at start (the sessions copy it), so a
+ * reload that drops it with the client CA it needs is refused whole. */
+static void test_reload_inconsistent_with_a_kept_option_is_refused(void **state)
+{
+	struct config run, next;
+	char names[128], err[256];
+
+	(void)state;
+	LOAD_INTO(&run, REQUIRED, "--client-ca", "/ca.pem", "--identity-as-username", "cn");
+	LOAD_INTO(&next, REQUIRED);
+	assert_int_equal(config_keep_running(&next, &run, names, sizeof(names), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "--identity-as-username needs --client-ca FILE"));
+	assert_non_null(strstr(err, "identity-as-username, which need a restart"));
+	config_cleanup(&run);
+	config_cleanup(&next);
+}
+
+static void test_config_files_lists_every_file_that_is_set(void **state)
+{
+	struct config c;
+	const char *files[16];
+	size_t n;
+
+	(void)state;
+	LOAD_INTO(&c, REQUIRED, "--client-ca", "/ca.pem", "--users", "/users", "--jwt-keys", "/jwks.json");
+	n = config_files(&c, files, 16);
+	assert_int_equal(n, 5);
+	assert_string_equal(files[0], "/b/cert.pem");
+	assert_string_equal(files[1], "/b/key.pem");
+	assert_string_equal(files[2], "/ca.pem");
+	assert_string_equal(files[3], "/users");
+	assert_string_equal(files[4], "/jwks.json");
+	assert_int_equal(config_files(&c, files, 2), 2);
+	config_cleanup(&c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -670,6 +966,20 @@ int main(void)
 		T(test_help_prints_usage_and_every_option_then_exits_ok),
 		T(test_version_prints_the_version_then_exits_ok),
 		T(test_cleanup_is_safe_twice_and_after_an_error),
+		T(test_every_option_is_set_by_its_environment_variable),
+		T(test_environment_beats_the_file_and_a_flag_beats_the_environment),
+		T(test_mqtls_config_names_the_file_unless_a_flag_does),
+		T(test_environment_takes_flag_words_and_a_list_of_listeners),
+		T(test_an_empty_environment_variable_counts_as_unset),
+		T(test_bad_value_in_the_environment_is_an_error_naming_the_variable),
+		T(test_unknown_mqtls_variable_is_an_error_suggesting_the_nearest_option),
+		T(test_mqtls_variables_of_scripts_and_kubernetes_are_not_options),
+		T(test_config_read_writes_its_error_instead_of_printing_it),
+		T(test_help_states_the_precedence_of_flags_environment_and_file),
+		T(test_reload_keeps_options_bound_at_start_and_names_them),
+		T(test_reload_of_the_same_options_needs_no_restart_and_is_the_same),
+		T(test_reload_inconsistent_with_a_kept_option_is_refused),
+		T(test_config_files_lists_every_file_that_is_set),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -308,6 +308,35 @@ static void test_missing_crl_file_is_refused_naming_the_file(void **state)
 	                  "--crl no-such-crl.pem", NULL);
 }
 
+/* What the "certificate" log line says, against openssl's own reading. */
+static void test_cert_info_gives_the_leaf_subject_serial_and_expiry(void **state)
+{
+	struct tls_cert_info ci;
+	char err[512], serial[128] = "", end[64] = "";
+	SSL_CTX *ctx = load("fullchain.pem", "leaf.key", NULL, NULL, TLS_CLIENT_CERT_NONE, err, sizeof(err));
+	FILE *f;
+
+	assert_non_null(ctx);
+	assert_true(run("openssl x509 -noout -serial -in leaf.pem | cut -d= -f2 > leaf.serial"));
+	assert_true(run("date -u -d \"$(openssl x509 -noout -enddate -in leaf.pem | cut -d= -f2)\" "
+	                "+%%s > leaf.end"));
+	assert_non_null(f = fopen("leaf.serial", "r"));
+	assert_non_null(fgets(serial, sizeof(serial), f));
+	fclose(f);
+	serial[strcspn(serial, "\n")] = '\0';
+	assert_non_null(f = fopen("leaf.end", "r"));
+	assert_non_null(fgets(end, sizeof(end), f));
+	fclose(f);
+
+	assert_int_equal(tls_server_ctx_cert_info(ctx, &ci), 1);
+	assert_string_equal(ci.subject, "CN=localhost");
+	assert_string_equal(ci.serial, serial);
+	assert_int_equal(ci.not_after, strtoll(end, NULL, 10));
+	assert_int_equal(strlen(ci.not_after_text), 20);
+	assert_int_equal(ci.not_after_text[19], 'Z');
+	SSL_CTX_free(ctx);
+}
+
 static void test_error_is_truncated_to_the_buffer_given(void **state)
 {
 	char err[16];
@@ -757,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_crl_file_without_a_crl_is_refused),
 		cmocka_unit_test(test_missing_crl_file_is_refused_naming_the_file),
 		cmocka_unit_test(test_error_is_truncated_to_the_buffer_given),
+		cmocka_unit_test(test_cert_info_gives_the_leaf_subject_serial_and_expiry),
 		cmocka_unit_test(test_tls13_is_negotiated_by_default),
 		cmocka_unit_test(test_tls12_client_gets_an_ecdhe_aead_suite),
 		cmocka_unit_test(test_tls13_with_rsa_certificate_works),
