@@ -455,6 +455,9 @@ class Soak:
         rec["refused"] = {k: v - before["refused"].get(k, 0) for k, v in ag["refused"].items()}
         rec["sessions_lost"] = ag["sessions_lost"] - before["sessions_lost"]
         rec["resumed"] = ag["resumed"] - before["resumed"]
+        rec["cbc"] = {k[len("closed_before_connack_"):]: ag.get(k, 0) - before.get(k, 0)
+                      for k in ("closed_before_connack_lt0.25s", "closed_before_connack_lt0.5s",
+                                "closed_before_connack_lt1s", "closed_before_connack_ge1s")}
         rec["peak_rss"] = max((kb for t, kb in self.rss_samples if t >= rec["t_kill"]), default=0)
         rec["rss_back"] = proc_rss_kb(self.mqtls.pid)
         self.restarts.append(rec)
@@ -603,8 +606,9 @@ class Soak:
                         "NOT all back within %.0f s" % a.reconnect_bound,
                         x["peak_rss"], x["rss_back"], x["attempts"], x["refused"], x["sessions_lost"],
                         x["resumed"]))
-            self.say("restart %d: mqtls closes from the kill until all were back: %s"
-                     % (x["r"], x.get("reasons", {})))
+            self.say("restart %d: mqtls closes from the kill until all were back: %s; clients "
+                     "closed after their TLS Finished with no CONNACK, by time since it: %s"
+                     % (x["r"], x.get("reasons", {}), x["cbc"]))
         self.say("messages: created %d, PUBLISH packets sent %d (%d DUP resends), acked %d, "
                  "delivered %d distinct, %d duplicates, %d not acked, %d acked and not "
                  "delivered (+%d excused by the SIGKILL window), %d foreign; drain %.1f s"

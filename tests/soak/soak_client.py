@@ -102,10 +102,12 @@ class Pair:
 class Client:
     __slots__ = ("loop", "pair", "pub", "cid", "state", "sock", "fd", "mask", "inbuf",
                  "outbuf", "fails", "epoch", "session", "deadline", "last_tx", "ping_at",
-                 "subscribed", "inflight", "queue", "timer_gen", "conns", "src")
+                 "subscribed", "inflight", "queue", "timer_gen", "conns", "src",
+                 "hs_done")
 
     def __init__(self, loop, pair, pub, cid, src):
         self.src = src
+        self.hs_done = 0.0        # when our side of the TLS handshake completed
         self.loop = loop
         self.pair = pair
         self.pub = pub
@@ -222,6 +224,14 @@ class Loop:
         """Close and schedule a reconnect with backoff and full jitter."""
         if why:
             self.c[why] = self.c.get(why, 0) + 1
+        if cl.state == CONNACK and why == "closed_by_peer":
+            # Our handshake was complete (in TLS 1.3 the client finishes
+            # first) and the CONNECT sent, and the server closed without a
+            # CONNACK: how long after our Finished did that happen?
+            w = time.monotonic() - cl.hs_done
+            k = "closed_before_connack_%s" % ("lt0.25s" if w < 0.25 else "lt0.5s" if w < 0.5
+                                              else "lt1s" if w < 1 else "ge1s")
+            self.c[k] = self.c.get(k, 0) + 1
         self.close(cl)
         cl.fails += 1
         a = self.args
@@ -288,6 +298,7 @@ class Loop:
                 return
             if cl.sock.session_reused:
                 self.c["resumed"] += 1
+            cl.hs_done = time.monotonic()
             cl.state = CONNACK
             self.want(cl, EPOLLIN)
             self.send(cl, connect_pkt(cl.cid))
