@@ -41,6 +41,10 @@
  *   opts2 bits 0-1: the client's certificate, sent when the server asks
  *                (mode 2): none, CN "device-1", CN "dev\001ice\"1" (not a
  *                printable MQTT string), CN "device-1" from an unknown CA
+ *         bit 2: the daemon's default limits (--max-connect-size and
+ *                --max-buffer; else 512 and 16384 bytes)
+ *         bit 3: the broker's accept queue is full: the proxy's connect
+ *                stays in progress (until --upstream-timeout)
  *   op    := code:u8 body; code & 0x10: do not step the loop after it
  *   len   := u8, or 0xff then u16 big-endian
  *   code & 15:
@@ -76,7 +80,9 @@
  * CONNECT); what the client receives is a prefix of what the broker sent,
  * possibly followed by one CONNACK or DISCONNECT of mqtls's own; once both
  * peers have left and the timers have had their time, the worker holds no
- * session and no handshake; no descriptor is left open.
+ * session and no handshake, and the connection limits (--max-conn-per-ip 1,
+ * --max-conn-per-identity 1, a table per input) count nothing for the
+ * client's address or any identity; no descriptor is left open.
  *
  * MQTLS_FUZZ_LOG=info|debug turns the proxy's log on (stderr).
  */
@@ -113,6 +119,7 @@
 #include "proxy/auth/faildelay.h"
 #include "proxy/auth/policy.h"
 #include "proxy/config.h"
+#include "proxy/limits.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/proxy.h"
@@ -227,8 +234,10 @@ static struct {
 	struct auth_material *auth[4];
 	struct proxy proxy;
 	struct address listen[CONFIG_MAX_LISTEN];   /* port resolved by the first worker */
-	struct address broker, broker_tcp, nowhere;
+	struct config cfg_default;     /* without the small limits */
+	struct address broker, broker_tcp, broker_full, nowhere;
 	int lfd, lfd_tcp;              /* the broker's listening sockets */
+	int lfd_full, fill_fd;         /* a listener whose queue |fill_fd| fills */
 	struct pool *pool;             /* auth checks in mode 3 */
 	SSL_CTX *server_ctx[2];        /* [1] asks for client certificates (mode 2) */
 	X509 *client_cert[4];          /* by opts2, [0] none */
@@ -261,6 +270,7 @@ static struct {
 	size_t traffic;
 	int up_lost, down_lost;   /* a log outgrew its cap: skip that check */
 	int fd_mark;              /* lowest free descriptor before the input */
+	struct sockaddr_storage peer;   /* the client's address as the proxy sees it */
 	struct logs q;
 } r;
 
@@ -385,9 +395,10 @@ static void cleanup_dir(void)
 	rmdir(g.dir);
 }
 
-/* The configuration of auth mode |mode|, parsed by config_load from the
- * command line the daemon would be started with. */
-static void load_config(int mode)
+/* The configuration of auth mode |mode| (with small limits when |small|),
+ * parsed by config_load from the command line the daemon would be started
+ * with. */
+static void load_config(struct config *cfg, int mode, int small)
 {
 	char cert[128], key[128], ca[128], users[128], jwt[128], pw[128], upstream[160];
 	char *argv[40];
@@ -407,9 +418,13 @@ static void load_config(int mode)
 	ARG("--key"), ARG(key);
 	ARG("--upstream"), ARG(upstream);
 	ARG("--workers"), ARG("1");
-	ARG("--max-connect-size"), ARG("512");
-	ARG("--max-buffer"), ARG("16384");
+	if (small) {
+		ARG("--max-connect-size"), ARG("512");
+		ARG("--max-buffer"), ARG("16384");
+	}
 	ARG("--auth-fail-delay"), ARG("0");
+	ARG("--max-conn-per-ip"), ARG("1");
+	ARG("--max-conn-per-identity"), ARG("1");
 	ARG("--log-level"), ARG("error");
 	switch (mode) {
 	case 1:
@@ -434,7 +449,7 @@ static void load_config(int mode)
 	}
 #undef ARG
 	argv[argc] = NULL;
-	if (config_load(&g.cfg[mode], argc, argv) != CONFIG_OK)
+	if (config_load(cfg, argc, argv) != CONFIG_OK)
 		die("config_load");
 }
 
@@ -492,8 +507,9 @@ static void setup(void)
 	                    "iM+USLZcieulJLdBp1sqk8LiI5IQN9b8JXVpOwZ7g==\n");
 	write_file("jwt.key", "fuzz-session-hmac-secret-0123456789abcdef");
 	write_file("broker.pw", "brokerpass\n");
+	load_config(&g.cfg_default, 0, 0);
 	for (int i = 0; i < 4; i++) {
-		load_config(i);
+		load_config(&g.cfg[i], i, 1);
 		g.auth[i] = auth_material_load(&g.cfg[i], err, sizeof(err));
 		if (g.auth[i] == NULL)
 			die(err);
@@ -517,6 +533,22 @@ static void setup(void)
 		    getsockname(g.lfd_tcp, (struct sockaddr *)&g.broker_tcp.sa, &len) != 0)
 			die("broker TCP listener");
 		g.broker_tcp.len = len;
+	}
+	{
+		/* A broker that never accepts: one connection fills a queue of
+		 * one, and the kernel drops the SYNs of the next ones. */
+		struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr = { htonl(INADDR_LOOPBACK) } };
+		socklen_t len = sizeof(in);
+
+		g.lfd_full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (g.lfd_full < 0 || bind(g.lfd_full, (struct sockaddr *)&in, sizeof(in)) != 0 ||
+		    listen(g.lfd_full, 0) != 0 ||
+		    getsockname(g.lfd_full, (struct sockaddr *)&g.broker_full.sa, &len) != 0)
+			die("broker listener with a full queue");
+		g.broker_full.len = len;
+		g.fill_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (g.fill_fd < 0 || connect(g.fill_fd, (struct sockaddr *)&g.broker_full.sa, len) != 0)
+			die("filling the broker's accept queue");
 	}
 	{
 		char spec[160];
@@ -659,7 +691,7 @@ static size_t broker_accept_and_read(void)
 	size_t total = 0;
 	ssize_t n;
 
-	if (r.bfd < 0 && !r.b_closed) {
+	if (r.bfd < 0 && !r.b_closed && r.blfd >= 0) {
 		r.bfd = accept4(r.blfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (r.bfd >= 0 && r.small_bufs) {
 			int small = SMALL_BUF;
@@ -1039,6 +1071,28 @@ static void check_streams(void)
 	}
 }
 
+/* Everything the session counted in the connection limits was given back:
+ * its address and every identity it could have had are free again. */
+static void check_limits(void)
+{
+	static const char *const ids[] = { "u", "slow", "alice", "device-1", "dev\\x01ice\\\"1" };
+	struct limits *l = g.proxy.limits;
+	enum limit_verdict v = limits_conn_begin(l, (const struct sockaddr *)&r.peer, 0);
+
+	if (v != LIMIT_OK) {
+		fprintf(stderr, "fuzz_session: the client's address is still counted (verdict %d)\n", v);
+		abort();
+	}
+	limits_conn_end(l, (const struct sockaddr *)&r.peer);
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		if (!limits_identity_take(l, ids[i], strlen(ids[i]))) {
+			fprintf(stderr, "fuzz_session: identity \"%s\" is still counted\n", ids[i]);
+			abort();
+		}
+		limits_identity_give(l, ids[i], strlen(ids[i]));
+	}
+}
+
 /* --- one input ------------------------------------------------------- */
 
 static void start(uint8_t opts, uint8_t opts2)
@@ -1066,14 +1120,24 @@ static void start(uint8_t opts, uint8_t opts2)
 	 * inputs it is ours to point at this input's configuration. */
 	g.proxy.cfg = &g.cfg[r.auth_mode];
 	g.proxy.auth = g.auth[r.auth_mode];
-	g.proxy.upstream = (opts & 0x10) ? g.nowhere : (opts & 0x80) ? g.broker_tcp : g.broker;
+	g.proxy.upstream = (opts & 0x10) ? g.nowhere : (opts2 & 8) ? g.broker_full
+	                 : (opts & 0x80) ? g.broker_tcp : g.broker;
+	r.blfd = (opts & 0x10) || (opts2 & 8) ? -1 : (opts & 0x80) ? g.lfd_tcp : g.lfd;
+	g.proxy.max_connect_size = (size_t)((opts2 & 4) ? &g.cfg_default : &g.cfg[0])->max_connect_size;
+	g.proxy.max_buffer = (size_t)((opts2 & 4) ? &g.cfg_default : &g.cfg[0])->max_buffer;
 	g.proxy.pool = r.auth_mode == 3 ? g.pool : NULL;
 	g.proxy.ssl_ctx = g.server_ctx[r.auth_mode == 2];
 	g.proxy.identity_kind = r.auth_mode == 2 ? TLS_ID_CN : TLS_ID_NONE;
-	r.blfd = (opts & 0x80) ? g.lfd_tcp : g.lfd;
 	g.proxy.faildelay = faildelay_new();
 	if (g.proxy.faildelay == NULL)
 		die("faildelay");
+	{
+		int err_limits = 0;
+
+		g.proxy.limits = limits_new(g.proxy.cfg, &err_limits);
+		if (g.proxy.limits == NULL)
+			die("limits_new");
+	}
 	clock_offset_ns = 0;
 
 	if (!worker_init(&r.w, 0, &g.proxy, g.listen, err, sizeof(err)))
@@ -1090,6 +1154,7 @@ static void start(uint8_t opts, uint8_t opts2)
 		}
 		if (connect(r.cfd, (const struct sockaddr *)&a->sa, a->len) != 0 && errno != EINPROGRESS)
 			die("client connect");
+		memcpy(&r.peer, &a->sa, a->len);   /* 127.0.0.1; the port does not count */
 	} else {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
 			die("socketpair");
@@ -1099,6 +1164,7 @@ static void start(uint8_t opts, uint8_t opts2)
 			setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 		}
 		r.cfd = sv[0];
+		memcpy(&r.peer, &peer, sizeof(peer));
 		if (worker_adopt(&r.w, sv[1], (const struct sockaddr *)&peer, sizeof(peer)) == NULL)
 			die("worker_adopt");
 	}
@@ -1151,13 +1217,16 @@ static void finish(void)
 		abort();
 	}
 	check_streams();
+	check_limits();
 
 	/* Every check came home (pump waited), so the worker can go. */
 	worker_cleanup(&r.w);
 	faildelay_free(g.proxy.faildelay);
 	g.proxy.faildelay = NULL;
+	limits_free(g.proxy.limits);
+	g.proxy.limits = NULL;
 	/* A connection the proxy opened but nobody accepted. */
-	while ((fd = accept4(r.blfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+	while (r.blfd >= 0 && (fd = accept4(r.blfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
 		close(fd);
 	SSL_free(r.ssl);
 	ERR_clear_error();
