@@ -293,15 +293,18 @@ def close_lines_for(m, port):
 class SlowHellos:
     """n sockets from src, each sending a real ClientHello one byte per
     `period` seconds; a socket mqtls closes is reopened after `reopen` s, so
-    the attack holds at n sockets. Runs in its own thread until stop()."""
+    the attack holds at n sockets. src: one source address or a list used
+    round-robin. Runs in its own thread until stop()."""
 
     def __init__(self, host, port, hello, n, src="127.0.0.1", period=1.0, reopen=1.0):
         self.host, self.port, self.hello, self.n = host, port, hello, n
-        self.src, self.period, self.reopen = src, period, reopen
+        self.srcs = [src] if isinstance(src, str) else list(src)
+        self.period, self.reopen = period, reopen
         self.sel = selectors.DefaultSelector()
         self.socks = {}          # fd -> [sock, bytes sent, connected]
         self.pending = []        # reopen times
         self.opened = 0
+        self.attempts = 0
         self.closed_by_peer = 0
         self.connect_errors = 0
         self.sent = 0
@@ -320,7 +323,8 @@ class SlowHellos:
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            s.bind((self.src, 0))
+            s.bind((self.srcs[self.attempts % len(self.srcs)], 0))
+            self.attempts += 1
             rc = s.connect_ex((self.host, self.port))
         except OSError:
             s.close()
@@ -407,9 +411,10 @@ class SlowHellos:
             self.stop()
 
     def figures(self):
-        return ("%d sockets held (max %d open), %d opened in all, %d closed by mqtls, "
-                "%d connect errors" % (self.n, self.max_open, self.opened,
-                                       self.closed_by_peer, self.connect_errors))
+        return ("%d sockets from %d address(es) (max %d open), %d opened in all, %d closed "
+                "by mqtls, %d connect errors" % (self.n, len(self.srcs), self.max_open,
+                                                 self.opened, self.closed_by_peer,
+                                                 self.connect_errors))
 
 
 # -- live pub/sub latency --------------------------------------------------------
@@ -440,7 +445,9 @@ class LatencyPair:
         if tls:
             s = sslctx(self.ctx).wrap_socket(s, server_hostname=host)
         self.ctx.note_socket(s)
-        s.sendall(w.connect(4, client_id=cid, keepalive=60))
+        # keepalive 0: the subscriber never sends, and a stress run lasts
+        # longer than 1.5 keepalive periods.
+        s.sendall(w.connect(4, client_id=cid, keepalive=0))
         t, _, body = w.Reader(s).read(5)
         if t != w.CONNACK or w.connack_code(body) != 0:
             raise Fail("latency client %s not admitted: type %d body %r" % (cid, t, body))

@@ -589,13 +589,13 @@ def _stalled_closes(m):
             if c.get("state") == "handshake" and c.get("reason", "").startswith(STALL_REASONS)]
 
 
-def _slow_handshakes(ctx, n, *flags):
+def _slow_handshakes(ctx, n, *flags, src="127.0.0.1"):
     b = ctx.broker()
     m = ctx.mqtls("--workers", "2", *flags, broker=b)
     hello = client_hello(sslctx(ctx))
     limit = bound(1.0)
     hold = scaled(4.0, 30.0)
-    attack = SlowHellos(m.host, m.port, hello, n)
+    attack = SlowHellos(m.host, m.port, hello, n, src=src)
     ctx.note_socket(attack)
     t0 = time.monotonic()
     attack.start()
@@ -642,6 +642,14 @@ def _slow_handshakes(ctx, n, *flags):
 @test(timeout=150 if STRESS else 60)
 def hostile_slow_handshakes_with_max_handshakes_64(ctx):
     _slow_handshakes(ctx, scaled(600, 2000), "--max-handshakes", "64")
+
+
+@test(timeout=150 if STRESS else 60)
+def hostile_slow_handshakes_from_50_addresses_with_max_handshakes_64(ctx):
+    # 12 (stress 40) per address: under the per-address cap, so what keeps
+    # the door open is evicting the oldest stalled handshake at the limit.
+    _slow_handshakes(ctx, scaled(600, 2000), "--max-handshakes", "64",
+                     src=["127.0.2.%d" % i for i in range(1, 51)])
 
 
 @test(timeout=150 if STRESS else 60)
