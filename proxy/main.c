@@ -293,6 +293,16 @@ int main(int argc, char **argv)
 	case CONFIG_OK:
 		break;
 	}
+	/* Only this thread takes signals, with sigwait; every thread started
+	 * from here on (auth pool, workers, file watcher, metrics) inherits the
+	 * mask. A thread started before it would take a SIGHUP or SIGTERM that
+	 * arrives while this one is busy (in a reload, say), and its default
+	 * action would end the process. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	(void)log_level_parse(cfg.log_level, &level);
 	log_set_level(level);
 	log_set_json(strcmp(cfg.log_format, "json") == 0);
@@ -349,12 +359,6 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* Workers get no signals; this thread takes them with sigwait. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	if (evthread_use_pthreads() != 0) {

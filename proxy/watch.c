@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,11 @@ static void *watch_main(void *arg)
 	uint64_t first = 0, last = 0;
 	char changed[PATH_MAX] = "";
 	int pending = 0;
+	sigset_t all;
+
+	/* Signals are for the thread that waits for them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
 	for (;;) {
 		int timeout = -1;
