@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/auth/jwks_fetch.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 
@@ -88,6 +89,14 @@ static const struct option_def options[] = {
 	  "refuse a CONNECT whose client id is not the authenticated identity" },
 	{ "jwt-keys", OPT_STR, OFF(jwt_keys), NULL, 0, 0, NULL,
 	  "PEM public keys, a JWKS file or an HMAC secret file; enables JWT auth (token as password)" },
+	{ "jwt-jwks-url", OPT_STR, OFF(jwt_jwks_url), NULL, 0, 0, NULL,
+	  "https URL of the identity provider's JWK Set, fetched and refreshed while running; enables JWT auth" },
+	{ "jwt-discovery", OPT_FLAG, OFF(jwt_discovery), "off", 0, 0, NULL,
+	  "find the JWK Set URL in --jwt-issuer's /.well-known/openid-configuration (OpenID discovery)" },
+	{ "jwt-jwks-ca", OPT_STR, OFF(jwt_jwks_ca), NULL, 0, 0, NULL,
+	  "CA certificates (PEM) the identity provider's server is verified with [the system's]" },
+	{ "jwt-jwks-refresh", OPT_STR, OFF(jwt_jwks_refresh), "300..3600", 0, 0, NULL,
+	  "MIN..MAX seconds between key fetches; Cache-Control max-age is followed within them" },
 	{ "jwt-issuer", OPT_STR, OFF(jwt_issuer), NULL, 0, 0, NULL, "required `iss` of tokens" },
 	{ "jwt-audience", OPT_STR, OFF(jwt_audience), NULL, 0, 0, NULL, "required `aud` of tokens" },
 	{ "jwt-username-claim", OPT_STR, OFF(jwt_username_claim), "sub", 0, 0, NULL,
@@ -555,6 +564,8 @@ static int check_config(struct config *cfg, struct errbuf *e)
 		return fail(e, "--identity-as-username needs --client-ca FILE");
 	if (cfg->crl && cfg->client_ca == NULL)
 		return fail(e, "--crl needs --client-ca FILE");
+	if (!jwks_config_check(cfg, e->s, e->len))
+		return 0;
 	return 1;
 }
 

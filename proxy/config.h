@@ -51,6 +51,10 @@ struct config {
 	char *identity_as_username;   /* cn|san-dns|san-email|san-uri */
 	long require_clientid_match;  /* flag */
 	char *jwt_keys;
+	char *jwt_jwks_url;           /* the identity provider's JWK Set (https), or NULL */
+	char *jwt_jwks_ca;            /* CA file to verify it with; NULL: the system's */
+	long jwt_discovery;           /* flag: the JWKS URL from --jwt-issuer's discovery document */
+	char *jwt_jwks_refresh;       /* "MIN..MAX" seconds between fetches */
 	char *jwt_issuer;
 	char *jwt_audience;
 	char *jwt_username_claim;

@@ -22,6 +22,7 @@
 
 #include "proxy/address.h"
 #include "proxy/auth/faildelay.h"
+#include "proxy/auth/jwks_fetch.h"
 #include "proxy/auth/policy.h"
 #include "proxy/pool.h"
 #include "proxy/auth/passwd_tool.h"
@@ -366,6 +367,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/* Keys from the identity provider: fetched on a thread of its own;
+	 * a short wait lets the first token logins find them. */
+	if (!jwks_fetch_start(&cfg, &p.jwks, err, sizeof(err))) {
+		fprintf(stderr, "mqtls: %s\n", err);
+		goto out;
+	}
+	(void)jwks_fetch_wait_first(p.jwks, JWKS_STARTUP_WAIT_MS);
+
 	n_workers = cfg.workers > 0 ? cfg.workers : default_workers();
 	workers = calloc((size_t)n_workers, sizeof(*workers));
 	if (workers == NULL)
@@ -415,6 +424,9 @@ stop:
 		worker_request_stop(&workers[i]);
 	for (long i = 0; i < started; i++)
 		worker_join(&workers[i]);
+	/* Checks parked on a key fetch go back to the pool, and come home with
+	 * the rest. */
+	jwks_fetch_stop(p.jwks);
 	/* Every job comes home before the sessions it belongs to are freed. */
 	pool_free(p.pool);
 	p.pool = NULL;
@@ -427,6 +439,7 @@ stop:
 out:
 	free(workers);
 	pool_free(p.pool);
+	jwks_fetch_free(p.jwks);
 	faildelay_free(p.faildelay);
 	limits_free(p.limits);
 	auth_material_unref(p.auth);

@@ -13,6 +13,7 @@
 #include <openssl/asn1.h>
 #include <openssl/x509.h>
 
+#include "proxy/auth/jwks_fetch.h"
 #include "proxy/auth/policy.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
@@ -31,6 +32,7 @@ static const char *const close_reasons[CLOSE_REASONS] = {
 	"connect_too_large", "bad_credentials", "not_authorized", "bad_auth_method", "bad_identity",
 	"server_busy", "auth_timeout", "token_expired", "shutdown", "out_of_memory", "conn_per_ip",
 	"conn_rate_per_ip", "max_connections", "identity_limit",
+	"jwks_unavailable",
 };
 
 static const char *const tls_versions[TLSV_COUNT] = { "1.2", "1.3", "none" };
@@ -178,6 +180,7 @@ static void process(struct evbuffer *o, struct proxy *p)
 		}
 		SSL_CTX_free(ctx);
 	}
+	jwks_fetch_metrics(o, p->jwks);
 }
 
 void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w, int n)

@@ -32,6 +32,7 @@ struct pool;
 struct faildelay;
 struct watch;
 struct limits;
+struct jwks_fetch;
 
 struct proxy {
 	const struct config *_Atomic cfg;  /* the live one: main's, or one of |configs| */
@@ -48,6 +49,7 @@ struct proxy {
 	struct pool *pool;                 /* owned: slow auth checks */
 	struct faildelay *faildelay;       /* owned */
 	struct limits *limits;             /* owned; NULL without per-address/identity limits */
+	struct jwks_fetch *jwks;           /* owned: keys from the identity provider, or NULL */
 
 	atomic_int draining;               /* SIGTERM seen: /readyz says 503 */
 

@@ -23,6 +23,7 @@
 #include "mqtt/connect.h"
 #include "mqtt/cursor.h"
 #include "proxy/auth/faildelay.h"
+#include "proxy/auth/jwks_fetch.h"
 #include "proxy/auth/policy.h"
 #include "proxy/counts.h"
 #include "proxy/log.h"
@@ -49,6 +50,10 @@ struct auth_job {
 	enum auth_method method;
 	struct auth_result res;
 	int64_t now;
+	struct pool *pool;           /* borrowed; set while on the pool */
+	struct jwks_fetch *jwks;     /* borrowed: the identity provider's keys, or NULL */
+	struct jwks_waiter wait;     /* parked on a key fetch (an unknown kid) */
+	int parked;                  /* has waited once: the next outcome is final */
 };
 
 static void job_free(struct auth_job *j)
@@ -81,7 +86,7 @@ void session_auth_free(struct session_auth *a)
 		/* A check nobody waits for is not worth running, nor worth its
 		 * place in the queue: taken back if it has not started, else
 		 * disowned, and its completion frees it. */
-		if (pool && pool_cancel(pool, &j->base)) {
+		if ((pool && pool_cancel(pool, &j->base)) || jwks_fetch_unpark(j->jwks, &j->wait)) {
 			release_queue(j);
 			job_free(j);
 		} else {
@@ -133,6 +138,8 @@ static enum mqtt_refusal refusal_for(enum auth_verdict v)
 	switch (v) {
 	case AUTH_BAD_METHOD:
 		return MQTT_REFUSE_BAD_AUTH_METHOD;
+	case AUTH_UNAVAILABLE:
+		return MQTT_REFUSE_SERVER_UNAVAILABLE;
 	case AUTH_NOT_AUTHORIZED:
 		return MQTT_REFUSE_NOT_AUTHORIZED;
 	default:
@@ -149,6 +156,8 @@ static const char *reason_for(const struct auth_job *j)
 	switch (v) {
 	case AUTH_BAD_METHOD:
 		return "bad_auth_method";
+	case AUTH_UNAVAILABLE:
+		return "jwks_unavailable";
 	case AUTH_NOT_AUTHORIZED:
 		return "not_authorized";
 	default:
@@ -263,7 +272,9 @@ static enum auth_step complete(struct session *s, struct auth_job *j)
 	a->method = (uint8_t)j->method;
 	check_identity(j);
 	if (j->res.verdict != AUTH_OK) {
-		uint32_t delay = j->res.verdict == AUTH_BAD_METHOD ? 0 : failure_delay(s, j->m);
+		/* Neither counts as the client's failure. */
+		uint32_t delay = j->res.verdict == AUTH_BAD_METHOD || j->res.verdict == AUTH_UNAVAILABLE
+		                 ? 0 : failure_delay(s, j->m);
 		/* The delay counts from the CONNECT, not from the end of a check
 		 * that may have waited in the queue. */
 		uint64_t spent = session_now_ms() - a->connect_ms;
@@ -292,8 +303,48 @@ static void job_run(struct pool_job *pj)
 {
 	struct auth_job *j = (struct auth_job *)pj;
 
-	if (!atomic_load(&j->cancelled))
-		auth_run(j->m, j->method, &j->req, j->now, &j->res);
+	if (atomic_load(&j->cancelled))
+		return;
+	if (j->parked) {
+		/* Again, with the keys the fetch it waited for brought. */
+		auth_result_cleanup(&j->res);
+		jwks_keys_unref(j->req.jwks);
+		j->req.jwks = jwks_fetch_current(j->jwks);
+	}
+	auth_run(j->m, j->method, &j->req, j->now, &j->res);
+}
+
+/* On the fetcher's thread: the fetch a parked check waited for ended. */
+static void job_wake(struct jwks_waiter *w)
+{
+	struct auth_job *j = w->arg;
+
+	pool_submit(j->pool, &j->base);
+}
+
+/*
+ * A token whose kid the fetched keys lack may be signed with a key the
+ * identity provider published since: the check waits for one fetch (the
+ * fetcher rate-limits them) and runs again, once. Meanwhile it keeps its
+ * place in the queue and the session its --connect-timeout. Returns 1 if
+ * the job is away (it comes home through the pool again).
+ */
+static int park(struct auth_job *j)
+{
+	if (!j->res.refetch || j->parked || j->jwks == NULL || j->pool == NULL)
+		return 0;
+	j->parked = 1;
+	j->wait.wake = job_wake;
+	j->wait.arg = j;
+	switch (jwks_fetch_park(j->jwks, j->req.jwks ? j->req.jwks->gen : 0, &j->wait)) {
+	case JWKS_PARKED:
+		return 1;
+	case JWKS_RETRY:
+		pool_submit(j->pool, &j->base);
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -367,6 +418,8 @@ static void job_done(struct pool_job *pj)
 	struct auth_job *j = (struct auth_job *)pj;
 	struct session *s = j->s;
 
+	if (s != NULL && s->state == S_AUTHENTICATING && park(j))
+		return;
 	release_queue(j);
 	if (s == NULL || s->state != S_AUTHENTICATING) {
 		job_free(j);
@@ -420,6 +473,10 @@ enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *
 		goto oom;
 	bufq_drain(&s->to_up, session_blocks(s), len);
 	j->method = auth_select(j->m, &j->req);
+	if (j->method == AUTH_JWT && j->m->jwks) {
+		j->jwks = s->w->proxy->jwks;
+		j->req.jwks = jwks_fetch_current(j->jwks);
+	}
 	j->now = (int64_t)time(NULL);
 	j->s = s;
 	if (auth_cost_us(j->m, j->method, &j->req) > AUTH_CHEAP_US && s->w->proxy->pool) {
@@ -433,6 +490,7 @@ enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *
 		j->base.run = job_run;
 		j->base.done = job_done;
 		j->base.home = &s->w->home;
+		j->pool = s->w->proxy->pool;
 		s->auth->job = j;
 		pool_submit(s->w->proxy->pool, &j->base);
 		return AUTH_STEP_PENDING;

@@ -127,17 +127,33 @@ static int get_time(json_t *claims, const char *name, int *present, int64_t *out
 	return 1;
 }
 
-/* Tries each key that fits `alg` and, when the token names a `kid`, has
- * that kid or none. */
-static enum jwt_result check_signature(const struct jwt_keyset *keys, json_t *header,
-				       const char *token, const struct jws_parts *parts,
-				       const CBS *sig, char *why, size_t whylen)
+/* Whether any key of the sets has the kid `kid` (a JSON string). */
+static int kid_known(const struct jwt_keyset *const *sets, size_t nsets, json_t *kid)
+{
+	for (size_t s = 0; s < nsets; s++) {
+		for (size_t i = 0; sets[s] != NULL && i < jwt_keyset_count(sets[s]); i++) {
+			const struct jwt_key *k = jwt_keyset_get0(sets[s], i);
+
+			if (k->kid != NULL && string_is(kid, k->kid))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Tries each key of each set that fits `alg` and, when the token names a
+ * `kid`, has that kid or none. A kid that no key has is reported as such
+ * even when keys without a kid were tried: with keys fetched from an
+ * identity provider, it means the key may be newer than our copy. */
+static enum jwt_result check_signature(const struct jwt_keyset *const *sets, size_t nsets,
+				       json_t *header, const char *token,
+				       const struct jws_parts *parts, const CBS *sig, char *why,
+				       size_t whylen)
 {
 	json_t *alg_v = json_object_get(header, "alg"), *kid = json_object_get(header, "kid");
 	const struct jwt_alg *alg;
 	int any_fit = 0, tried = 0;
 	char q[QUOTE_MAX];
-	size_t i;
 
 	if (!json_is_string(alg_v)) {
 		set_why(why, whylen, "header has no \"alg\"");
@@ -152,18 +168,24 @@ static enum jwt_result check_signature(const struct jwt_keyset *keys, json_t *he
 		set_why(why, whylen, "\"kid\" is not a string");
 		return JWT_MALFORMED;
 	}
-	for (i = 0; i < jwt_keyset_count(keys); i++) {
-		const struct jwt_key *k = jwt_keyset_get0(keys, i);
+	for (size_t s = 0; s < nsets; s++) {
+		for (size_t i = 0; sets[s] != NULL && i < jwt_keyset_count(sets[s]); i++) {
+			const struct jwt_key *k = jwt_keyset_get0(sets[s], i);
 
-		if (!jwt_key_fits(k, alg))
-			continue;
-		any_fit = 1;
-		if (kid != NULL && k->kid != NULL && !string_is(kid, k->kid))
-			continue;
-		tried = 1;
-		if (jwt_sig_verify(k, alg, (const uint8_t *)token, parts->signing_input_len,
-				   CBS_data(sig), CBS_len(sig)))
-			return JWT_OK;
+			if (!jwt_key_fits(k, alg))
+				continue;
+			any_fit = 1;
+			if (kid != NULL && k->kid != NULL && !string_is(kid, k->kid))
+				continue;
+			tried = 1;
+			if (jwt_sig_verify(k, alg, (const uint8_t *)token, parts->signing_input_len,
+					   CBS_data(sig), CBS_len(sig)))
+				return JWT_OK;
+		}
+	}
+	if (kid != NULL && !kid_known(sets, nsets, kid)) {
+		set_why(why, whylen, "no key with kid \"%s\"", quote(kid, q, sizeof(q)));
+		return JWT_UNKNOWN_KID;
 	}
 	if (!any_fit) {
 		set_why(why, whylen, "no configured key can verify alg %s", jwt_alg_name(alg));
@@ -268,6 +290,14 @@ enum jwt_result jwt_verify(const struct jwt_keyset *keys, const char *token, siz
 			   int64_t now, const struct jwt_options *opts,
 			   struct jwt_claims *claims, char *why, size_t whylen)
 {
+	return jwt_verify_sets(&keys, 1, token, len, now, opts, claims, why, whylen);
+}
+
+enum jwt_result jwt_verify_sets(const struct jwt_keyset *const *sets, size_t nsets,
+				const char *token, size_t len, int64_t now,
+				const struct jwt_options *opts, struct jwt_claims *claims,
+				char *why, size_t whylen)
+{
 	static const struct jwt_options defaults;
 	/* The decoded parts together are shorter than the token. */
 	uint8_t buf[JWT_MAX_LEN], *p = buf;
@@ -306,7 +336,7 @@ enum jwt_result jwt_verify(const struct jwt_keyset *keys, const char *token, siz
 		set_why(why, whylen, "header has \"crit\"");
 		goto err;
 	}
-	r = check_signature(keys, hdr, token, &parts, &sig, why, whylen);
+	r = check_signature(sets, nsets, hdr, token, &parts, &sig, why, whylen);
 	if (r != JWT_OK)
 		goto err;
 	body = parse_object(&payload);

@@ -326,8 +326,11 @@ static int jwk_opt_string(json_t *jwk, const char *member, char **out)
 	return *out != NULL;
 }
 
-/* Adds one JWK. Returns 1 if it was added or deliberately skipped. */
-static int add_jwk(struct jwt_keyset *ks, json_t *jwk, size_t index, char *err, size_t errlen)
+/* Adds one JWK. Returns 1 if it was added or deliberately skipped: an
+ * encryption key, a type we cannot verify with, or (with |no_secrets|) an
+ * HMAC secret. */
+static int add_jwk(struct jwt_keyset *ks, json_t *jwk, size_t index, int no_secrets, char *err,
+		   size_t errlen)
 {
 	json_t *kty = json_object_get(jwk, "kty"), *crv = json_object_get(jwk, "crv");
 	json_t *use = json_object_get(jwk, "use");
@@ -351,7 +354,9 @@ static int add_jwk(struct jwt_keyset *ks, json_t *jwk, size_t index, char *err, 
 		snprintf(err, errlen, "%s: private key (give the public key only)", what);
 		goto err;
 	}
-	if (str_eq(kty, "oct")) {
+	if (str_eq(kty, "oct") && no_secrets) {
+		goto skip;
+	} else if (str_eq(kty, "oct")) {
 		if ((k = next_slot(ks, err, errlen)) == NULL)
 			goto err;
 		if (!jwk_bytes(jwk, "k", 0, &k->secret, &k->secret_len) ||
@@ -395,8 +400,9 @@ err:
 	return 0;
 }
 
-static int load_jwks(struct jwt_keyset *ks, const uint8_t *data, size_t len, char *err,
-		     size_t errlen)
+/* A JWK Set, or (unless |set_only|) a single JWK. */
+static int load_jwks(struct jwt_keyset *ks, const uint8_t *data, size_t len, int set_only,
+		     int no_secrets, char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *root, *keys;
@@ -411,11 +417,14 @@ static int load_jwks(struct jwt_keyset *ks, const uint8_t *data, size_t len, cha
 	keys = json_object_get(root, "keys");
 	if (json_is_array(keys)) {
 		for (i = 0; i < json_array_size(keys); i++)
-			if (!add_jwk(ks, json_array_get(keys, i), i + 1, err, errlen))
+			if (!add_jwk(ks, json_array_get(keys, i), i + 1, no_secrets, err, errlen))
 				goto err;
-	} else if (json_is_object(root) && json_object_get(root, "kty") != NULL) {
-		if (!add_jwk(ks, root, 1, err, errlen))
+	} else if (!set_only && json_is_object(root) && json_object_get(root, "kty") != NULL) {
+		if (!add_jwk(ks, root, 1, no_secrets, err, errlen))
 			goto err;
+	} else if (set_only) {
+		snprintf(err, errlen, "not a JWK set (no \"keys\" array)");
+		goto err;
 	} else {
 		snprintf(err, errlen, "neither a JWK set (\"keys\" array) nor a JWK");
 		goto err;
@@ -485,7 +494,7 @@ struct jwt_keyset *jwt_keyset_parse(const uint8_t *data, size_t len, char *err, 
 	if (contains(data, len, "-----BEGIN"))
 		ok = load_pem(ks, data, len, err, errlen);
 	else if (looks_like_json(data, len))
-		ok = load_jwks(ks, data, len, err, errlen);
+		ok = load_jwks(ks, data, len, 0, 0, err, errlen);
 	else
 		ok = load_secret(ks, data, len, err, errlen);
 	if (ok && ks->count == 0) {
@@ -497,6 +506,27 @@ struct jwt_keyset *jwt_keyset_parse(const uint8_t *data, size_t len, char *err, 
 		return NULL;
 	}
 	return ks;
+}
+
+struct jwt_keyset *jwt_keyset_parse_jwks(const uint8_t *data, size_t len, char *err,
+					 size_t errlen)
+{
+	struct jwt_keyset *ks = calloc(1, sizeof(*ks));
+
+	if (ks == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (len > JWT_KEYS_MAX_FILE) {
+		snprintf(err, errlen, "document too large");
+	} else if (load_jwks(ks, data, len, 1, 1, err, errlen)) {
+		if (ks->count > 0)
+			return ks;
+		snprintf(err, errlen, "no usable key (signature keys of type RSA, EC P-256/P-384 "
+			 "or Ed25519)");
+	}
+	jwt_keyset_free(ks);
+	return NULL;
 }
 
 struct jwt_keyset *jwt_keyset_load(const char *path, char *err, size_t errlen)

@@ -59,6 +59,15 @@ struct jwt_keyset *jwt_keyset_load(const char *path, char *err, size_t errlen);
 /* The same from the `len` bytes at `data` (borrowed). */
 struct jwt_keyset *jwt_keyset_parse(const uint8_t *data, size_t len, char *err, size_t errlen);
 
+/* A JWK Set as an identity provider publishes it (`jwks_uri`): the JSON
+ * object {"keys": [...]} and nothing else (no PEM, no bare JWK, never the
+ * raw-bytes HMAC fallback), and HMAC ("oct") keys are skipped, since a
+ * secret that was published is no secret. The other rules are those of a
+ * JWKS file. Returns a new set owned by the caller, or NULL with the
+ * reason in `err` ("no usable key" when nothing was left). */
+struct jwt_keyset *jwt_keyset_parse_jwks(const uint8_t *data, size_t len, char *err,
+					 size_t errlen);
+
 /* Frees `ks` and wipes its secrets. jwt_keyset_free(NULL) is a no-op. */
 void jwt_keyset_free(struct jwt_keyset *ks);
 

@@ -91,7 +91,7 @@ static int build_order(struct auth_material *m, const struct config *cfg, char *
 	if (p == NULL) {
 		if (cfg->identity_as_username && !add_method(m, AUTH_CERT, err, errlen))
 			return 0;
-		if (cfg->jwt_keys && !add_method(m, AUTH_JWT, err, errlen))
+		if ((cfg->jwt_keys || jwks_configured(cfg)) && !add_method(m, AUTH_JWT, err, errlen))
 			return 0;
 		if (cfg->users && !add_method(m, AUTH_PASSWORD, err, errlen))
 			return 0;
@@ -109,8 +109,9 @@ static int build_order(struct auth_material *m, const struct config *cfg, char *
 			}
 		} else if (n == 3 && strncmp(p, "jwt", 3) == 0) {
 			meth = AUTH_JWT;
-			if (!cfg->jwt_keys) {
-				snprintf(err, errlen, "--auth jwt needs --jwt-keys FILE");
+			if (!cfg->jwt_keys && !jwks_configured(cfg)) {
+				snprintf(err, errlen, "--auth jwt needs --jwt-keys FILE, --jwt-jwks-url URL or "
+				         "--jwt-discovery");
 				return 0;
 			}
 		} else if (n == 8 && strncmp(p, "password", 8) == 0) {
@@ -175,6 +176,7 @@ struct auth_material *auth_material_load(const struct config *cfg, char *err, si
 			goto err;
 		}
 	}
+	m->jwks = jwks_configured(cfg);
 	m->jwt_issuer = dup_opt(cfg->jwt_issuer);
 	m->jwt_audience = dup_opt(cfg->jwt_audience);
 	m->jwt_claim = dup_opt(cfg->jwt_username_claim);
@@ -230,6 +232,7 @@ void auth_request_cleanup(struct auth_request *r)
 	free(r->client_id);
 	free(r->username);
 	free(r->cert_identity);
+	jwks_keys_unref(r->jwks);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -269,7 +272,7 @@ static int applies(const struct auth_material *m, enum auth_method meth, const s
 	case AUTH_CERT:
 		return r->cert_identity != NULL;
 	case AUTH_JWT:
-		return m->jwt && r->has_password && looks_like_jwt(r->password, r->password_len);
+		return (m->jwt || m->jwks) && r->has_password && looks_like_jwt(r->password, r->password_len);
 	case AUTH_PASSWORD:
 		return m->users && r->has_username && r->has_password;
 	default:
@@ -336,14 +339,25 @@ static void check_password(const struct auth_material *m, const struct auth_requ
 static void check_jwt(const struct auth_material *m, const struct auth_request *r, int64_t now,
                       struct auth_result *out)
 {
+	const struct jwt_keyset *sets[2] = { m->jwt, r->jwks ? r->jwks->set : NULL };
 	struct jwt_claims claims;
 	char why[160];
 	enum jwt_result res;
 
-	res = jwt_verify(m->jwt, (const char *)r->password, r->password_len, now, &m->jwt_opts, &claims,
-	                 why, sizeof(why));
+	res = jwt_verify_sets(sets, 2, (const char *)r->password, r->password_len, now, &m->jwt_opts,
+	                      &claims, why, sizeof(why));
+	if (res != JWT_OK && m->jwks && r->jwks == NULL &&
+	    (res == JWT_UNKNOWN_KID || res == JWT_BAD_ALG)) {
+		/* The key may well be the identity provider's, which we could
+		 * not fetch yet: not the client's fault, so not "bad credentials". */
+		out->verdict = AUTH_UNAVAILABLE;
+		snprintf(out->detail, sizeof(out->detail),
+		         "jwt: no keys from the identity provider yet (%s)", why);
+		return;
+	}
 	if (res != JWT_OK) {
 		out->verdict = AUTH_BAD_CREDENTIALS;
+		out->refetch = m->jwks && res == JWT_UNKNOWN_KID;
 		snprintf(out->detail, sizeof(out->detail), "jwt: %s: %s", jwt_result_name(res), why);
 		return;
 	}

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/auth/jwks_fetch.h"
 #include "proxy/auth/jwt.h"
 #include "proxy/auth/passwd.h"
 #include "proxy/config.h"
@@ -39,6 +40,7 @@ enum auth_verdict {
 	AUTH_BAD_CREDENTIALS,   /* 3.1.1 code 4, 5.0 0x86 */
 	AUTH_NOT_AUTHORIZED,    /* 3.1.1 code 5, 5.0 0x87 */
 	AUTH_BAD_METHOD,        /* 5.0 0x8C: enhanced authentication */
+	AUTH_UNAVAILABLE,       /* 3.1.1 code 3, 5.0 0x88: no keys from the identity provider yet */
 };
 
 #define AUTH_MAX_METHODS 3
@@ -55,7 +57,9 @@ struct auth_material {
 	int require_clientid_match;
 	int inject;                        /* rewrite credentials towards the broker */
 	struct passwd_db *users;           /* owned, or NULL */
-	struct jwt_keyset *jwt;            /* owned, or NULL */
+	struct jwt_keyset *jwt;            /* owned, or NULL: the static keys (--jwt-keys) */
+	int jwks;                          /* keys also come from the identity provider
+	                                      (the request carries them: auth_request.jwks) */
 	struct jwt_options jwt_opts;       /* strings owned below */
 	char *jwt_issuer, *jwt_audience, *jwt_claim;
 	int jwt_expiry_disconnect;
@@ -68,7 +72,8 @@ struct auth_material {
 
 /*
  * Builds a snapshot from |cfg| (reading --users, --jwt-keys and
- * --upstream-password-file). Returns NULL with a one-line reason in |err|
+ * --upstream-password-file). With --jwt-jwks-url or --jwt-discovery the
+ * JWT method is on, and the fetched keys come with each request. Returns NULL with a one-line reason in |err|
  * when a file cannot be read or has errors. The caller owns the reference.
  */
 struct auth_material *auth_material_load(const struct config *cfg, char *err, size_t errlen);
@@ -89,6 +94,7 @@ struct auth_request {
 	size_t password_len;
 	char *cert_identity;         /* the configured certificate field, or NULL */
 	int has_auth_method;         /* 5.0 enhanced authentication requested */
+	struct jwks_keys *jwks;      /* reference to the fetched keys a JWT check uses, or NULL */
 };
 
 void auth_request_cleanup(struct auth_request *r);
@@ -98,6 +104,7 @@ struct auth_result {
 	enum auth_method method;
 	char *identity;              /* owned; the user the broker will see */
 	int64_t expires;             /* token exp, 0 when none */
+	int refetch;                 /* refused for a kid the fetched keys lack: newer ones may have it */
 	char detail[256];            /* for the log; never a secret */
 };
 

@@ -1,0 +1,639 @@
+/*
+ * URLs and HTTP/1.1 responses for the JWKS fetcher; see http_parse.h.
+ */
+#include "proxy/auth/http_parse.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bytestring.h>
+
+/* Longest chunk-size line (with extensions) of a chunked body. */
+#define CHUNK_LINE_MAX 4096
+/* Interim (1xx) responses skipped before the final one. */
+#define MAX_INTERIM 8
+/* RFC 9111 1.2.2: a delta-seconds too large to represent is 2^31. */
+#define DELTA_SECONDS_MAX 2147483648LL
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Writes the reason and returns 0, so callers can `return fail(...)`. */
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* Whether |c| begins with |prefix| in any case; skips it if so. */
+static int skip_prefix_ci(CBS *c, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (CBS_len(c) < n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (lower(CBS_data(c)[i]) != prefix[i])
+			return 0;
+	}
+	return CBS_skip(c, n);
+}
+
+/* Whether all of |c| equals |s| in any case. */
+static int equals_ci(const CBS *c, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (CBS_len(c) != n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (lower(CBS_data(c)[i]) != s[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Takes the bytes before the first of |stops| (or all of them) into |out|. */
+static void take_until_any(CBS *c, const char *stops, CBS *out)
+{
+	size_t i = 0;
+
+	while (i < CBS_len(c) && strchr(stops, CBS_data(c)[i]) == NULL)
+		i++;
+	(void)CBS_get_bytes(c, out, i);
+}
+
+/* ---- URLs ------------------------------------------------------------------ */
+
+static int host_char(uint8_t ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '.';
+}
+
+/* A path and query may hold the visible ASCII characters only. */
+static int path_ok(const CBS *p)
+{
+	for (size_t i = 0; i < CBS_len(p); i++) {
+		if (CBS_data(p)[i] <= 0x20 || CBS_data(p)[i] >= 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* Reads the port digits after ':' (1 to 65535). */
+static int parse_port(CBS *c, uint16_t *out)
+{
+	unsigned long v = 0;
+	size_t n = 0;
+	uint8_t d;
+
+	while (CBS_len(c) > 0 && n < 6) {
+		if (!CBS_get_u8(c, &d) || d < '0' || d > '9')
+			return 0;
+		v = v * 10 + (d - '0');
+		n++;
+	}
+	if (n == 0 || CBS_len(c) != 0 || v == 0 || v > 65535)
+		return 0;
+	*out = (uint16_t)v;
+	return 1;
+}
+
+/* host [":" port], where host is a name, an IPv4 address or [IPv6]. */
+static int parse_authority(CBS auth, struct https_url *out, char *err, size_t errlen)
+{
+	CBS host;
+	uint8_t buf[16];
+
+	if (CBS_len(&auth) == 0)
+		return fail(err, errlen, "no host in the URL");
+	if (memchr(CBS_data(&auth), '@', CBS_len(&auth)) != NULL)
+		return fail(err, errlen, "user info in the URL is not accepted");
+	out->port = 443;
+	if (CBS_data(&auth)[0] == '[') {
+		if (!CBS_skip(&auth, 1) || !CBS_get_until_first(&auth, &host, ']') || !CBS_skip(&auth, 1) ||
+		    CBS_len(&host) == 0 || CBS_len(&host) > 45)
+			return fail(err, errlen, "malformed IPv6 address in the URL");
+		memcpy(out->host, CBS_data(&host), CBS_len(&host));
+		out->host[CBS_len(&host)] = '\0';
+		if (inet_pton(AF_INET6, out->host, buf) != 1)
+			return fail(err, errlen, "malformed IPv6 address in the URL");
+		out->is_ip = 1;
+		if (CBS_len(&auth) > 0 &&
+		    (CBS_data(&auth)[0] != ':' || !CBS_skip(&auth, 1) || !parse_port(&auth, &out->port)))
+			return fail(err, errlen, "malformed port in the URL");
+	} else {
+		if (!CBS_get_until_first(&auth, &host, ':'))
+			host = auth, CBS_init(&auth, NULL, 0);
+		if (CBS_len(&host) == 0 || CBS_len(&host) > HTTPS_MAX_HOST)
+			return fail(err, errlen, "no host, or a host name over %d characters", HTTPS_MAX_HOST);
+		for (size_t i = 0; i < CBS_len(&host); i++) {
+			if (!host_char(CBS_data(&host)[i]))
+				return fail(err, errlen, "the host name has a character other than letters, "
+				            "digits, '-' and '.'");
+			out->host[i] = (char)lower(CBS_data(&host)[i]);
+		}
+		out->host[CBS_len(&host)] = '\0';
+		out->is_ip = inet_pton(AF_INET, out->host, buf) == 1;
+		if (CBS_len(&auth) > 0 && (!CBS_skip(&auth, 1) || !parse_port(&auth, &out->port)))
+			return fail(err, errlen, "malformed port in the URL");
+	}
+	return 1;
+}
+
+/* The path and query after the authority (the fragment is dropped). */
+static int parse_path(CBS rest, struct https_url *out, char *err, size_t errlen)
+{
+	CBS path;
+	size_t off = 0;
+
+	take_until_any(&rest, "#", &path);
+	if (CBS_len(&path) > 0 && CBS_data(&path)[0] == '?')
+		out->path[off++] = '/';
+	else if (CBS_len(&path) == 0)
+		out->path[off++] = '/';
+	if (!path_ok(&path))
+		return fail(err, errlen, "the URL path has a space, a control or a non-ASCII character");
+	if (off + CBS_len(&path) > HTTPS_MAX_PATH)
+		return fail(err, errlen, "URL path over %d characters", HTTPS_MAX_PATH);
+	memcpy(out->path + off, CBS_data(&path), CBS_len(&path));
+	out->path[off + CBS_len(&path)] = '\0';
+	return 1;
+}
+
+int https_url_parse(const char *s, size_t len, struct https_url *out, char *err, size_t errlen)
+{
+	CBS c, auth;
+
+	memset(out, 0, sizeof(*out));
+	CBS_init(&c, (const uint8_t *)s, len);
+	if (skip_prefix_ci(&c, "http://"))
+		return fail(err, errlen, "an http:// URL is refused: keys must come over https://");
+	if (!skip_prefix_ci(&c, "https://"))
+		return fail(err, errlen, "not an https:// URL");
+	take_until_any(&c, "/?#", &auth);
+	return parse_authority(auth, out, err, errlen) && parse_path(c, out, err, errlen);
+}
+
+int https_url_resolve(const struct https_url *base, const uint8_t *loc, size_t len,
+                      struct https_url *out, char *err, size_t errlen)
+{
+	char buf[sizeof(((struct http_response *)0)->location) + 8];
+	CBS c;
+
+	CBS_init(&c, loc, len);
+	if (CBS_len(&c) >= 2 && CBS_data(&c)[0] == '/' && CBS_data(&c)[1] == '/') {
+		/* Scheme-relative: the scheme of the base, https. */
+		if (len + 6 >= sizeof(buf))
+			return fail(err, errlen, "Location too long");
+		memcpy(buf, "https:", 6);
+		memcpy(buf + 6, loc, len);
+		return https_url_parse(buf, len + 6, out, err, errlen);
+	}
+	if (CBS_len(&c) >= 1 && CBS_data(&c)[0] == '/') {
+		memset(out, 0, sizeof(*out));
+		memcpy(out->host, base->host, sizeof(out->host));
+		out->is_ip = base->is_ip;
+		out->port = base->port;
+		return parse_path(c, out, err, errlen);
+	}
+	if (memchr(loc, ':', len) == NULL)
+		return fail(err, errlen, "a relative Location is not followed");
+	return https_url_parse((const char *)loc, len, out, err, errlen);
+}
+
+void https_url_format(const struct https_url *u, char *out, size_t cap)
+{
+	char port[8] = "";
+
+	if (u->port != 443)
+		snprintf(port, sizeof(port), ":%u", u->port);
+	if (strchr(u->host, ':') != NULL)
+		snprintf(out, cap, "https://[%s]%s%s", u->host, port, u->path);
+	else
+		snprintf(out, cap, "https://%s%s%s", u->host, port, u->path);
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+/* What the headers of one response say about framing and caching. */
+struct head {
+	int status;
+	int64_t content_length;     /* -1: none */
+	int chunked;
+	int64_t max_age;            /* -1: none */
+	int no_cache;               /* no-store or no-cache */
+	int64_t age;
+	int has_location;
+	char location[sizeof(((struct http_response *)0)->location)];
+};
+
+/* RFC 9110 5.6.2: tchar. */
+static int tchar(uint8_t ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static void trim_ows(CBS *c)
+{
+	while (CBS_len(c) > 0 && (CBS_data(c)[0] == ' ' || CBS_data(c)[0] == '\t'))
+		(void)CBS_skip(c, 1);
+	while (CBS_len(c) > 0 &&
+	       (CBS_data(c)[CBS_len(c) - 1] == ' ' || CBS_data(c)[CBS_len(c) - 1] == '\t'))
+		CBS_init(c, CBS_data(c), CBS_len(c) - 1);
+}
+
+/* Reads 1*DIGIT making up all of |c| into |out|, saturating at |cap|. */
+static int digits(const CBS *c, int64_t cap, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (CBS_len(c) == 0)
+		return 0;
+	for (size_t i = 0; i < CBS_len(c); i++) {
+		uint8_t d = CBS_data(c)[i];
+
+		if (d < '0' || d > '9')
+			return 0;
+		v = v > (cap - (d - '0')) / 10 ? cap : v * 10 + (d - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+/* One line ending in CRLF; a bare CR or LF inside it is malformed. */
+static int get_line(CBS *c, CBS *line)
+{
+	if (!CBS_get_until_first(c, line, '\r') || !CBS_skip(c, 1))
+		return 0;
+	if (CBS_len(c) == 0 || CBS_data(c)[0] != '\n' || !CBS_skip(c, 1))
+		return 0;
+	return memchr(CBS_data(line), '\n', CBS_len(line)) == NULL;
+}
+
+/* HTTP-version SP status-code [SP reason-phrase] (RFC 9112 4). */
+static int status_line(CBS line, int *status)
+{
+	int64_t code;
+	CBS num;
+
+	if (!skip_prefix_ci(&line, "http/1.") || CBS_len(&line) < 5 ||
+	    (CBS_data(&line)[0] != '0' && CBS_data(&line)[0] != '1') || CBS_data(&line)[1] != ' ')
+		return 0;
+	(void)CBS_skip(&line, 2);
+	if (!CBS_get_bytes(&line, &num, 3) || !digits(&num, 999, &code) || code < 100)
+		return 0;
+	if (CBS_len(&line) > 0 && CBS_data(&line)[0] != ' ')
+		return 0;
+	for (size_t i = 0; i < CBS_len(&line); i++) {
+		if (CBS_data(&line)[i] < 0x20 && CBS_data(&line)[i] != '\t')
+			return 0;
+	}
+	*status = (int)code;
+	return 1;
+}
+
+/* Cache-Control directives (RFC 9111 5.2): max-age, no-store, no-cache;
+ * anything else is ignored, and so is the rest of a malformed header. */
+static void cache_control(CBS v, struct head *h)
+{
+	while (CBS_len(&v) > 0) {
+		CBS item, name, arg;
+		int64_t n;
+
+		take_until_any(&v, ",", &item);
+		(void)CBS_skip(&v, 1);
+		trim_ows(&item);
+		if (!CBS_get_until_first(&item, &name, '='))
+			name = item, CBS_init(&item, NULL, 0);
+		else
+			(void)CBS_skip(&item, 1);
+		arg = item;
+		if (CBS_len(&arg) >= 2 && CBS_data(&arg)[0] == '"' && CBS_data(&arg)[CBS_len(&arg) - 1] == '"')
+			CBS_init(&arg, CBS_data(&arg) + 1, CBS_len(&arg) - 2);
+		if (equals_ci(&name, "no-store") || equals_ci(&name, "no-cache")) {
+			h->no_cache = 1;
+		} else if (equals_ci(&name, "max-age")) {
+			if (!digits(&arg, DELTA_SECONDS_MAX, &n))
+				return;
+			/* Two max-ages: the shorter is the safer reading. */
+			if (h->max_age < 0 || n < h->max_age)
+				h->max_age = n;
+		}
+	}
+}
+
+static int header_field(CBS name, CBS value, struct head *h, char *err, size_t errlen)
+{
+	int64_t n;
+
+	if (equals_ci(&name, "content-length")) {
+		if (!digits(&value, INT64_MAX / 4, &n))
+			return fail(err, errlen, "malformed Content-Length");
+		if (h->content_length >= 0 && h->content_length != n)
+			return fail(err, errlen, "two different Content-Length values");
+		h->content_length = n;
+	} else if (equals_ci(&name, "transfer-encoding")) {
+		/* We ask for no compression; chunked is the one coding expected. */
+		if (h->chunked || !equals_ci(&value, "chunked"))
+			return fail(err, errlen, "unsupported Transfer-Encoding");
+		h->chunked = 1;
+	} else if (equals_ci(&name, "cache-control")) {
+		cache_control(value, h);
+	} else if (equals_ci(&name, "age")) {
+		if (digits(&value, DELTA_SECONDS_MAX, &n))
+			h->age = n;
+	} else if (equals_ci(&name, "location")) {
+		if (CBS_len(&value) >= sizeof(h->location))
+			return fail(err, errlen, "Location header too long");
+		memcpy(h->location, CBS_data(&value), CBS_len(&value));
+		h->location[CBS_len(&value)] = '\0';
+		h->has_location = 1;
+	}
+	return 1;
+}
+
+/* The status line and header fields of |block| (which ends with the CRLF
+ * of its last line; the empty line is not part of it). */
+static int parse_head(CBS block, struct head *h, char *err, size_t errlen)
+{
+	CBS line;
+	int n = 0;
+
+	memset(h, 0, sizeof(*h));
+	h->content_length = -1;
+	h->max_age = -1;
+	if (!get_line(&block, &line) || !status_line(line, &h->status))
+		return fail(err, errlen, "malformed status line");
+	while (CBS_len(&block) > 0) {
+		CBS name, value;
+
+		if (!get_line(&block, &line))
+			return fail(err, errlen, "a header line is not terminated by CRLF");
+		if (++n > HTTP_MAX_HEADERS)
+			return fail(err, errlen, "more than %d header fields", HTTP_MAX_HEADERS);
+		/* RFC 9112 5.2: obsolete line folding is refused; 5.1: no white
+		 * space between the name and the colon. */
+		if (!CBS_get_until_first(&line, &name, ':') || CBS_len(&name) == 0 || !CBS_skip(&line, 1))
+			return fail(err, errlen, "malformed header field");
+		for (size_t i = 0; i < CBS_len(&name); i++) {
+			if (!tchar(CBS_data(&name)[i]))
+				return fail(err, errlen, "malformed header field name");
+		}
+		value = line;
+		for (size_t i = 0; i < CBS_len(&value); i++) {
+			uint8_t ch = CBS_data(&value)[i];
+
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				return fail(err, errlen, "control character in a header field");
+		}
+		trim_ows(&value);
+		if (!header_field(name, value, h, err, errlen))
+			return 0;
+	}
+	if (h->chunked && h->content_length >= 0)
+		return fail(err, errlen, "both Transfer-Encoding and Content-Length");
+	return 1;
+}
+
+static int hex_value(uint8_t d)
+{
+	if (d >= '0' && d <= '9')
+		return d - '0';
+	if (lower(d) >= 'a' && lower(d) <= 'f')
+		return lower(d) - 'a' + 10;
+	return -1;
+}
+
+/*
+ * Walks a chunked body (RFC 9112 7.1) at the front of |in|. With |out|
+ * NULL it only checks and measures; then copies into |out|, which has room
+ * for the total. Returns DONE with the decoded size in *total, MORE, BAD
+ * or TOO_LARGE.
+ */
+static enum http_parse chunked(CBS in, int eof, size_t max_body, uint8_t *out, size_t *total,
+                               char *err, size_t errlen)
+{
+	enum http_parse more = eof ? HTTP_PARSE_BAD : HTTP_PARSE_MORE;
+	size_t sum = 0;
+
+	if (eof)
+		fail(err, errlen, "chunked body cut short");
+	for (;;) {
+		CBS line, hex, data;
+		uint64_t size = 0;
+
+		if (!CBS_get_until_first(&in, &line, '\n')) {
+			if (CBS_len(&in) > CHUNK_LINE_MAX) {
+				fail(err, errlen, "chunk size line too long");
+				return HTTP_PARSE_BAD;
+			}
+			return more;
+		}
+		(void)CBS_skip(&in, 1);
+		if (CBS_len(&line) > CHUNK_LINE_MAX || CBS_len(&line) == 0 ||
+		    CBS_data(&line)[CBS_len(&line) - 1] != '\r') {
+			fail(err, errlen, "malformed chunk size line");
+			return HTTP_PARSE_BAD;
+		}
+		CBS_init(&line, CBS_data(&line), CBS_len(&line) - 1);
+		/* chunk-size [ chunk-ext ]; extensions are ignored. */
+		take_until_any(&line, "; \t", &hex);
+		if (CBS_len(&hex) == 0 || CBS_len(&hex) > 8) {
+			fail(err, errlen, "malformed chunk size");
+			return HTTP_PARSE_BAD;
+		}
+		for (size_t i = 0; i < CBS_len(&hex); i++) {
+			int v = hex_value(CBS_data(&hex)[i]);
+
+			if (v < 0) {
+				fail(err, errlen, "malformed chunk size");
+				return HTTP_PARSE_BAD;
+			}
+			size = size * 16 + (uint64_t)v;
+		}
+		if (size == 0)
+			break;
+		if (size > max_body - sum) {
+			fail(err, errlen, "chunked body over %zu bytes", max_body);
+			return HTTP_PARSE_TOO_LARGE;
+		}
+		if (!CBS_get_bytes(&in, &data, (size_t)size))
+			return more;
+		if (out)
+			memcpy(out + sum, CBS_data(&data), CBS_len(&data));
+		sum += (size_t)size;
+		if (CBS_len(&in) < 2)
+			return more;
+		if (CBS_data(&in)[0] != '\r' || CBS_data(&in)[1] != '\n') {
+			fail(err, errlen, "chunk data not followed by CRLF");
+			return HTTP_PARSE_BAD;
+		}
+		(void)CBS_skip(&in, 2);
+	}
+	/* The trailer section, ignored, up to the empty line. */
+	for (;;) {
+		CBS line;
+
+		if (!CBS_get_until_first(&in, &line, '\n')) {
+			if (CBS_len(&in) > HTTP_MAX_HEADER_BYTES) {
+				fail(err, errlen, "trailer section too long");
+				return HTTP_PARSE_TOO_LARGE;
+			}
+			return more;
+		}
+		(void)CBS_skip(&in, 1);
+		if (CBS_len(&line) == 0 || CBS_data(&line)[CBS_len(&line) - 1] != '\r') {
+			fail(err, errlen, "malformed trailer line");
+			return HTTP_PARSE_BAD;
+		}
+		if (CBS_len(&line) == 1)
+			break;
+	}
+	*total = sum;
+	return HTTP_PARSE_DONE;
+}
+
+/* Copies |n| bytes into a new body (at least one byte is allocated). */
+static int set_body(struct http_response *out, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	out->body = malloc(n ? n : 1);
+	if (out->body == NULL)
+		return fail(err, errlen, "out of memory");
+	if (n)
+		memcpy(out->body, p, n);
+	out->body_len = n;
+	return 1;
+}
+
+/* Finds the empty line that ends a header block within its size limit:
+ * *off is where its CRLFCRLF starts. */
+static int find_blank_line(const CBS *c, size_t *off)
+{
+	size_t window = CBS_len(c) < HTTP_MAX_HEADER_BYTES ? CBS_len(c) : HTTP_MAX_HEADER_BYTES;
+	const uint8_t *p = CBS_data(c);
+
+	for (size_t i = 0; i + 4 <= window; i++) {
+		if (p[i] == '\r' && p[i + 1] == '\n' && p[i + 2] == '\r' && p[i + 3] == '\n') {
+			*off = i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The framing of a 200's body (RFC 9112 6.3): chunked, Content-Length, or
+ * the rest of the connection. */
+static enum http_parse body(CBS rest, const struct head *h, int eof, size_t max_body,
+                            struct http_response *out, char *err, size_t errlen)
+{
+	enum http_parse r;
+	size_t total = 0;
+
+	if (h->chunked) {
+		r = chunked(rest, eof, max_body, NULL, &total, err, errlen);
+		if (r != HTTP_PARSE_DONE)
+			return r;
+		out->body = malloc(total ? total : 1);
+		if (out->body == NULL) {
+			fail(err, errlen, "out of memory");
+			return HTTP_PARSE_BAD;
+		}
+		(void)chunked(rest, eof, max_body, out->body, &total, NULL, 0);
+		out->body_len = total;
+		return HTTP_PARSE_DONE;
+	}
+	if (h->content_length >= 0) {
+		if ((uint64_t)h->content_length > max_body) {
+			fail(err, errlen, "Content-Length %lld is over the limit of %zu bytes",
+			     (long long)h->content_length, max_body);
+			return HTTP_PARSE_TOO_LARGE;
+		}
+		if (CBS_len(&rest) < (size_t)h->content_length) {
+			fail(err, errlen, "body cut short: %zu of %lld bytes", CBS_len(&rest),
+			     (long long)h->content_length);
+			return eof ? HTTP_PARSE_BAD : HTTP_PARSE_MORE;
+		}
+		return set_body(out, CBS_data(&rest), (size_t)h->content_length, err, errlen)
+		       ? HTTP_PARSE_DONE : HTTP_PARSE_BAD;
+	}
+	if (CBS_len(&rest) > max_body) {
+		fail(err, errlen, "body over the limit of %zu bytes", max_body);
+		return HTTP_PARSE_TOO_LARGE;
+	}
+	if (!eof)
+		return HTTP_PARSE_MORE;
+	return set_body(out, CBS_data(&rest), CBS_len(&rest), err, errlen) ? HTTP_PARSE_DONE
+	                                                                    : HTTP_PARSE_BAD;
+}
+
+enum http_parse http_response_parse(const uint8_t *buf, size_t len, int eof, size_t max_body,
+                                    struct http_response *out, char *err, size_t errlen)
+{
+	struct head h;
+	CBS all;
+	enum http_parse r;
+
+	memset(out, 0, sizeof(*out));
+	out->fresh_s = -1;
+	CBS_init(&all, buf, len);
+	for (int interim = 0;; interim++) {
+		size_t head_len;
+		CBS block;
+
+		if (!find_blank_line(&all, &head_len)) {
+			if (CBS_len(&all) >= HTTP_MAX_HEADER_BYTES) {
+				fail(err, errlen, "response headers over %d bytes", HTTP_MAX_HEADER_BYTES);
+				return HTTP_PARSE_TOO_LARGE;
+			}
+			fail(err, errlen, "response headers cut short");
+			return eof ? HTTP_PARSE_BAD : HTTP_PARSE_MORE;
+		}
+		/* The block keeps the CRLF of its last line. */
+		(void)CBS_get_bytes(&all, &block, head_len + 2);
+		(void)CBS_skip(&all, 2);
+		if (!parse_head(block, &h, err, errlen))
+			return HTTP_PARSE_BAD;
+		if (h.status >= 200)
+			break;
+		if (h.status == 101 || interim >= MAX_INTERIM) {
+			fail(err, errlen, "unexpected interim response %d", h.status);
+			return HTTP_PARSE_BAD;
+		}
+	}
+	out->status = h.status;
+	if (h.no_cache)
+		out->fresh_s = 0;
+	else if (h.max_age >= 0)
+		out->fresh_s = h.max_age > h.age ? h.max_age - h.age : 0;
+	out->has_location = h.has_location;
+	memcpy(out->location, h.location, sizeof(out->location));
+	if (h.status != 200)
+		return HTTP_PARSE_DONE;
+	r = body(all, &h, eof, max_body, out, err, errlen);
+	if (r != HTTP_PARSE_DONE)
+		http_response_cleanup(out);
+	return r;
+}
+
+void http_response_cleanup(struct http_response *r)
+{
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+	r->fresh_s = -1;
+}
