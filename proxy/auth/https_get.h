@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "proxy/auth/http_parse.h"
+#include "proxy/auth/http_response.h"
 
 /* Where certificates are trusted from when no CA file is given. */
 #define HTTPS_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"

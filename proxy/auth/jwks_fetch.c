@@ -17,12 +17,9 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <jansson.h>
 
-#include "proxy/auth/https_get.h"
 #include "proxy/log.h"
 
-#define DISCOVERY_PATH "/.well-known/openid-configuration"
 /* How much of the kid list a log line shows. */
 #define KIDS_LOG_MAX 400
 
@@ -37,7 +34,7 @@ struct jwks_fetch {
 	int stopping;
 	int want;                       /* an unknown kid asked for a fetch */
 	int fetching;
-	uint64_t attempts;              /* fetches that ended */
+	uint64_t attempts;              /* fetches that ended and were logged */
 	uint64_t next_due_ms;           /* monotonic */
 	int kid_fetched;                /* last_kid_ms is set */
 	uint64_t last_kid_ms;
@@ -45,15 +42,10 @@ struct jwks_fetch {
 	struct jwks_keys *keys;         /* owned reference, or NULL */
 	uint64_t gen;                   /* of |keys|; 0 before the first */
 	struct jwks_waiter *waiters;
-	char url_text[HTTPS_MAX_PATH + HTTPS_MAX_HOST + 16];   /* for logs */
+	char url_text[HTTPS_MAX_URL];   /* the JWK Set's, for logs */
 
 	/* The fetcher thread's own. */
-	struct https_url jwks_url;
-	int have_jwks_url;              /* given, or found by discovery */
-	int rediscover;                 /* the last JWKS fetch failed: ask discovery again */
-	struct https_url discovery_url;
-	char *issuer;                   /* owned; discovery only */
-	char *ca_file;                  /* owned, or NULL */
+	struct jwks_source src;
 	uint32_t refresh_min_s, refresh_max_s, kid_refetch_s;
 	enum jwks_result (*fetch)(void *arg, struct jwt_keyset **out, int64_t *fresh_s, char *why,
 	                          size_t whylen);
@@ -65,16 +57,6 @@ struct jwks_fetch {
 	_Atomic uint64_t n_keys;
 	_Atomic int64_t fetched_at;     /* 0 before the first success */
 };
-
-static const char *const result_names[JWKS_RESULT_COUNT] = {
-	"ok", "unreachable", "tls", "timeout", "http_status", "too_large", "malformed",
-	"redirects", "discovery", "no_keys", "cancelled",
-};
-
-const char *jwks_result_name(enum jwks_result r)
-{
-	return r < JWKS_RESULT_COUNT ? result_names[r] : "unknown";
-}
 
 static uint64_t mono_ms(void)
 {
@@ -101,228 +83,23 @@ void jwks_keys_unref(struct jwks_keys *k)
 	free(k);
 }
 
-/* ---- configuration ------------------------------------------------------ */
+/* ---- the thread ------------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return 0;
-}
-
-static int parse_seconds(const char *s, size_t n, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (n == 0 || n > 7)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = (uint32_t)v;
-	return 1;
-}
-
-int jwks_refresh_parse(const char *s, uint32_t *min_s, uint32_t *max_s, char *err, size_t errlen)
-{
-	const char *dots = s ? strstr(s, "..") : NULL;
-
-	if (dots == NULL || !parse_seconds(s, (size_t)(dots - s), min_s) ||
-	    !parse_seconds(dots + 2, strlen(dots + 2), max_s) || *min_s < 1 || *min_s > *max_s ||
-	    *max_s > JWKS_REFRESH_LIMIT)
-		return fail(err, errlen, "--jwt-jwks-refresh: expected MIN..MAX in seconds, "
-		            "1 <= MIN <= MAX <= %d (e.g. " JWKS_REFRESH_DEFAULT "), got '%s'",
-		            JWKS_REFRESH_LIMIT, s ? s : "");
-	return 1;
-}
-
-int jwks_configured(const struct config *cfg)
-{
-	return cfg->jwt_jwks_url != NULL || cfg->jwt_discovery;
-}
-
-/* <issuer>/.well-known/openid-configuration (OpenID Connect Discovery 4):
- * a trailing '/' of the issuer is removed first. */
-static int discovery_url(const char *issuer, struct https_url *out, char *err, size_t errlen)
-{
-	char buf[HTTPS_MAX_PATH + HTTPS_MAX_HOST + 64];
-	size_t n = strlen(issuer);
-
-	if (n > 0 && issuer[n - 1] == '/')
-		n--;
-	if (n + sizeof(DISCOVERY_PATH) > sizeof(buf))
-		return fail(err, errlen, "--jwt-issuer too long for discovery");
-	memcpy(buf, issuer, n);
-	memcpy(buf + n, DISCOVERY_PATH, sizeof(DISCOVERY_PATH));
-	if (!https_url_parse(buf, strlen(buf), out, err, errlen))
-		return 0;
-	if (strchr(issuer, '?') != NULL || strchr(issuer, '#') != NULL)
-		return fail(err, errlen, "--jwt-issuer has a query or fragment");
-	return 1;
-}
-
-int jwks_config_check(const struct config *cfg, char *err, size_t errlen)
-{
-	struct https_url u;
-	uint32_t lo, hi;
-	char why[200];
-
-	if (!jwks_refresh_parse(cfg->jwt_jwks_refresh ? cfg->jwt_jwks_refresh : JWKS_REFRESH_DEFAULT,
-	                        &lo, &hi, err, errlen))
-		return 0;
-	if (cfg->jwt_jwks_url && cfg->jwt_discovery)
-		return fail(err, errlen, "--jwt-jwks-url and --jwt-discovery: give one of them");
-	if (cfg->jwt_jwks_url &&
-	    !https_url_parse(cfg->jwt_jwks_url, strlen(cfg->jwt_jwks_url), &u, why, sizeof(why)))
-		return fail(err, errlen, "--jwt-jwks-url: %s", why);
-	if (cfg->jwt_discovery) {
-		if (cfg->jwt_issuer == NULL)
-			return fail(err, errlen, "--jwt-discovery needs --jwt-issuer (the identity provider's URL)");
-		if (!discovery_url(cfg->jwt_issuer, &u, why, sizeof(why)))
-			return fail(err, errlen, "--jwt-discovery: --jwt-issuer: %s", why);
-	}
-	if (cfg->jwt_jwks_ca && !jwks_configured(cfg))
-		return fail(err, errlen, "--jwt-jwks-ca needs --jwt-jwks-url or --jwt-discovery");
-	return 1;
-}
-
-/* ---- one fetch ------------------------------------------------------------- */
-
-static enum jwks_result from_https(enum https_result r)
-{
-	switch (r) {
-	case HTTPS_OK: return JWKS_OK;
-	case HTTPS_UNREACHABLE: return JWKS_UNREACHABLE;
-	case HTTPS_TLS: return JWKS_TLS;
-	case HTTPS_TIMEOUT: return JWKS_TIMEOUT;
-	case HTTPS_HTTP_STATUS: return JWKS_HTTP_STATUS;
-	case HTTPS_TOO_LARGE: return JWKS_TOO_LARGE;
-	case HTTPS_REDIRECTS: return JWKS_REDIRECTS;
-	case HTTPS_CANCELLED: return JWKS_CANCELLED;
-	default: return JWKS_MALFORMED;
-	}
-}
-
-static void get_opts(const struct jwks_fetch *f, struct https_get_opts *o)
-{
-	o->ca_file = f->ca_file;
-	o->max_body = JWKS_MAX_DOCUMENT;
-	o->connect_timeout_ms = JWKS_CONNECT_TIMEOUT_MS;
-	o->total_timeout_ms = JWKS_TOTAL_TIMEOUT_MS;
-	o->max_redirects = JWKS_MAX_REDIRECTS;
-	o->cancel_fd = f->cancel_fd;
-}
-
-int jwks_discovery_parse(const uint8_t *doc, size_t len, const char *issuer, struct https_url *out,
-                         char *err, size_t errlen)
-{
-	json_t *root = json_loadb((const char *)doc, len, JSON_REJECT_DUPLICATES, NULL);
-	json_t *iss = json_object_get(root, "issuer"), *uri = json_object_get(root, "jwks_uri");
-	char why[200];
-	int ok = 0;
-
-	if (!json_is_object(root)) {
-		fail(err, errlen, "the discovery document is not a JSON object");
-	} else if (!json_is_string(iss) || json_string_length(iss) != strlen(issuer) ||
-	           memcmp(json_string_value(iss), issuer, strlen(issuer)) != 0) {
-		/* OpenID Connect Discovery 4.3: it must be exactly ours, or
-		 * someone else's keys would be trusted for our issuer. */
-		fail(err, errlen, "its \"issuer\" is not --jwt-issuer");
-	} else if (!json_is_string(uri)) {
-		fail(err, errlen, "it has no \"jwks_uri\"");
-	} else if (!https_url_parse(json_string_value(uri), json_string_length(uri), out, why,
-	                            sizeof(why))) {
-		fail(err, errlen, "its \"jwks_uri\": %s", why);
-	} else {
-		ok = 1;
-	}
-	json_decref(root);
-	return ok;
-}
-
-static void set_url_text(struct jwks_fetch *f, const struct https_url *u)
-{
-	char text[sizeof(f->url_text)];
-
-	https_url_format(u, text, sizeof(text));
-	pthread_mutex_lock(&f->lock);
-	memcpy(f->url_text, text, sizeof(text));
-	pthread_mutex_unlock(&f->lock);
-}
-
-static enum jwks_result discover(struct jwks_fetch *f, char *why, size_t whylen)
-{
-	struct https_get_opts o;
-	struct http_response resp;
-	struct https_url found;
-	enum https_result r;
-	char e[300], url[256];
-
-	get_opts(f, &o);
-	r = https_get(&f->discovery_url, &o, &resp, NULL, e, sizeof(e));
-	if (r != HTTPS_OK) {
-		fail(why, whylen, "discovery: %s", e);
-		return from_https(r);
-	}
-	if (!jwks_discovery_parse(resp.body, resp.body_len, f->issuer, &found, e, sizeof(e))) {
-		http_response_cleanup(&resp);
-		fail(why, whylen, "discovery: %s", e);
-		return JWKS_DISCOVERY;
-	}
-	http_response_cleanup(&resp);
-	f->jwks_url = found;
-	f->have_jwks_url = 1;
-	set_url_text(f, &found);
-	https_url_format(&found, url, sizeof(url));
-	log_info("jwks status=discovered jwks_uri=\"%s\"", url);
-	return JWKS_OK;
-}
-
-/* Discovery when needed, then the JWK Set. */
-static enum jwks_result https_fetch(void *arg, struct jwt_keyset **out, int64_t *fresh_s, char *why,
-                                    size_t whylen)
+/* The fetch the thread runs unless a test replaced it; the URL for the
+ * log lines may change with discovery. */
+static enum jwks_result source_fetch(void *arg, struct jwt_keyset **out, int64_t *fresh_s,
+                                     char *why, size_t whylen)
 {
 	struct jwks_fetch *f = arg;
-	struct https_get_opts o;
-	struct http_response resp;
-	enum https_result r;
-	enum jwks_result res;
-	char e[300];
+	enum jwks_result r = jwks_source_fetch(&f->src, out, fresh_s, why, whylen);
+	char url[sizeof(f->url_text)];
 
-	if (f->issuer && (!f->have_jwks_url || f->rediscover)) {
-		res = discover(f, why, whylen);
-		if (res != JWKS_OK)
-			return res;
-		f->rediscover = 0;
-	}
-	get_opts(f, &o);
-	r = https_get(&f->jwks_url, &o, &resp, NULL, e, sizeof(e));
-	if (r != HTTPS_OK) {
-		f->rediscover = 1;
-		fail(why, whylen, "%s", e);
-		return from_https(r);
-	}
-	*out = jwt_keyset_parse_jwks(resp.body, resp.body_len, e, sizeof(e));
-	*fresh_s = resp.fresh_s;
-	http_response_cleanup(&resp);
-	if (*out == NULL) {
-		f->rediscover = 1;
-		fail(why, whylen, "the JWK Set: %s", e);
-		return strncmp(e, "no usable key", 13) == 0 ? JWKS_NO_KEYS : JWKS_MALFORMED;
-	}
-	return JWKS_OK;
+	jwks_source_url(&f->src, url, sizeof(url));
+	pthread_mutex_lock(&f->lock);
+	memcpy(f->url_text, url, sizeof(url));
+	pthread_mutex_unlock(&f->lock);
+	return r;
 }
-
-/* ---- the thread ------------------------------------------------------------ */
 
 /* "k1,k2,..." for the log, each kid escaped; "-" for a key without one. */
 static void kid_list(const struct jwt_keyset *ks, char *out, size_t cap)
@@ -429,7 +206,6 @@ static void fetch_once(struct jwks_fetch *f)
 	}
 	pthread_mutex_lock(&f->lock);
 	f->fetching = 0;
-	f->attempts++;
 	if (r == JWKS_OK) {
 		next_s = clamp_fresh(f, fresh_s);
 		f->retry_s = 0;
@@ -452,13 +228,15 @@ static void fetch_once(struct jwks_fetch *f)
 	}
 	woken = f->waiters;
 	f->waiters = NULL;
-	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
+	/* Logged before anyone hears of it: the log reads in order. */
 	if (r != JWKS_CANCELLED)
 		log_outcome(f, r, set, why, next_s, kept, kept_at);
 	jwks_keys_unref(old);
 	wake_all(woken);
 	pthread_mutex_lock(&f->lock);
+	f->attempts++;
+	pthread_cond_broadcast(&f->cond);
 }
 
 static void *fetch_main(void *arg)
@@ -489,10 +267,9 @@ struct jwks_fetch *jwks_fetch_new(const struct jwks_opts *o, char *err, size_t e
 	struct jwks_fetch *f = calloc(1, sizeof(*f));
 	pthread_condattr_t ca;
 	sigset_t all, old;
-	char why[300];
 
 	if (f == NULL) {
-		fail(err, errlen, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	f->cancel_fd = -1;
@@ -504,34 +281,17 @@ struct jwks_fetch *jwks_fetch_new(const struct jwks_opts *o, char *err, size_t e
 	f->refresh_min_s = o->refresh_min_s;
 	f->refresh_max_s = o->refresh_max_s;
 	f->kid_refetch_s = o->kid_refetch_s ? o->kid_refetch_s : JWKS_KID_REFETCH_S;
-	f->fetch = o->fetch ? o->fetch : https_fetch;
-	f->fetch_arg = o->fetch ? o->fetch_arg : f;
-	if (o->fetch == NULL) {
-		if (o->url) {
-			if (!https_url_parse(o->url, strlen(o->url), &f->jwks_url, why, sizeof(why))) {
-				fail(err, errlen, "--jwt-jwks-url: %s", why);
-				goto err;
-			}
-			f->have_jwks_url = 1;
-			https_url_format(&f->jwks_url, f->url_text, sizeof(f->url_text));
-		} else if (o->issuer == NULL || !discovery_url(o->issuer, &f->discovery_url, why, sizeof(why)) ||
-		           (f->issuer = strdup(o->issuer)) == NULL) {
-			fail(err, errlen, "--jwt-discovery: %s", o->issuer ? why : "no --jwt-issuer");
-			goto err;
-		}
-		if (o->ca_file && (f->ca_file = strdup(o->ca_file)) == NULL) {
-			fail(err, errlen, "out of memory");
-			goto err;
-		}
-		if (!https_ca_check(f->ca_file, why, sizeof(why))) {
-			fail(err, errlen, "%s%s", o->ca_file ? "--jwt-jwks-ca: " : "", why);
-			goto err;
-		}
-	}
 	f->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (f->cancel_fd < 0) {
-		fail(err, errlen, "eventfd: %s", strerror(errno));
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto err;
+	}
+	f->fetch = o->fetch ? o->fetch : source_fetch;
+	f->fetch_arg = o->fetch ? o->fetch_arg : f;
+	if (o->fetch == NULL) {
+		if (!jwks_source_init(&f->src, o->url, o->issuer, o->ca_file, f->cancel_fd, err, errlen))
+			goto err;
+		jwks_source_url(&f->src, f->url_text, sizeof(f->url_text));
 	}
 	/* The fetcher takes no signal: SIGPIPE from a peer that hung up is an
 	 * EPIPE here, and SIGTERM/SIGHUP belong to main's sigwait. */
@@ -540,7 +300,7 @@ struct jwks_fetch *jwks_fetch_new(const struct jwks_opts *o, char *err, size_t e
 	f->started = pthread_create(&f->thread, NULL, fetch_main, f) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!f->started) {
-		fail(err, errlen, "cannot start the JWKS fetcher thread");
+		snprintf(err, errlen, "cannot start the JWKS fetcher thread");
 		goto err;
 	}
 	return f;
@@ -704,8 +464,7 @@ void jwks_fetch_free(struct jwks_fetch *f)
 	jwks_keys_unref(f->keys);
 	if (f->cancel_fd >= 0)
 		close(f->cancel_fd);
-	free(f->issuer);
-	free(f->ca_file);
+	jwks_source_cleanup(&f->src);
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -720,7 +479,7 @@ void jwks_fetch_metrics(struct evbuffer *o, struct jwks_fetch *f)
 	evbuffer_add_printf(o, "# HELP mqtls_jwks_fetch_total JWKS fetches from the identity provider, by result.\n"
 	                       "# TYPE mqtls_jwks_fetch_total counter\n");
 	for (int r = 0; r < JWKS_CANCELLED; r++)
-		evbuffer_add_printf(o, "mqtls_jwks_fetch_total{result=\"%s\"} %llu\n", result_names[r],
+		evbuffer_add_printf(o, "mqtls_jwks_fetch_total{result=\"%s\"} %llu\n", jwks_result_name((enum jwks_result)r),
 		                    (unsigned long long)atomic_load(&f->fetch_total[r]));
 	evbuffer_add_printf(o, "# HELP mqtls_jwks_refetch_limited_total Unknown-kid refetches refused by the rate limit.\n"
 	                       "# TYPE mqtls_jwks_refetch_limited_total counter\n"

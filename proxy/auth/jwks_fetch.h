@@ -31,42 +31,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/auth/http_parse.h"
+#include "proxy/auth/jwks_source.h"
 #include "proxy/auth/jwt_keys.h"
 #include "proxy/config.h"
 
 /* At most one fetch for unknown kids per this many seconds. */
 #define JWKS_KID_REFETCH_S 30
-/* Bounds of one fetch (discovery and JWKS each). */
-#define JWKS_MAX_DOCUMENT (1u << 20)
-#define JWKS_CONNECT_TIMEOUT_MS 5000
-#define JWKS_TOTAL_TIMEOUT_MS 10000
-#define JWKS_MAX_REDIRECTS 3
 /* How long main waits for the first fetch before it starts anyway. */
 #define JWKS_STARTUP_WAIT_MS 2000
 /* Longest wait for a failed fetch to be retried. */
 #define JWKS_RETRY_MAX_S 30
-/* --jwt-jwks-refresh bounds, in seconds. */
-#define JWKS_REFRESH_DEFAULT "300..3600"
-#define JWKS_REFRESH_LIMIT (7 * 86400)
-
-enum jwks_result {
-	JWKS_OK,
-	JWKS_UNREACHABLE,
-	JWKS_TLS,
-	JWKS_TIMEOUT,
-	JWKS_HTTP_STATUS,
-	JWKS_TOO_LARGE,
-	JWKS_MALFORMED,         /* the HTTP response or the JSON */
-	JWKS_REDIRECTS,
-	JWKS_DISCOVERY,         /* the discovery document is unusable */
-	JWKS_NO_KEYS,           /* a JWK Set without one usable key */
-	JWKS_CANCELLED,         /* stopped; not counted */
-	JWKS_RESULT_COUNT,
-};
-
-/* A short fixed name for |r| ("ok", "tls", ...), for logs and metrics. */
-const char *jwks_result_name(enum jwks_result r);
 
 /* One fetched key set: immutable once installed. */
 struct jwks_keys {
@@ -106,20 +80,6 @@ struct jwks_opts {
 };
 
 struct jwks_fetch;
-
-/*
- * Checks the JWKS options of |cfg| (for config_read): --jwt-jwks-refresh
- * syntax, an https --jwt-jwks-url, --jwt-discovery with an https
- * --jwt-issuer and without --jwt-jwks-url, --jwt-jwks-ca with one of them.
- * Returns 1, or 0 with the reason in |err|.
- */
-int jwks_config_check(const struct config *cfg, char *err, size_t errlen);
-
-/* 1 if |cfg| asks for keys from an identity provider. */
-int jwks_configured(const struct config *cfg);
-
-/* Parses "MIN..MAX" (seconds, 1 <= MIN <= MAX <= JWKS_REFRESH_LIMIT). */
-int jwks_refresh_parse(const char *s, uint32_t *min_s, uint32_t *max_s, char *err, size_t errlen);
 
 /* Creates the fetcher and starts its thread, which fetches at once.
  * Returns NULL with the reason in |err| (bad options, a CA file that does
@@ -171,14 +131,5 @@ void jwks_fetch_free(struct jwks_fetch *f);
 struct evbuffer;
 /* Appends the mqtls_jwks_* metrics (Prometheus text); nothing for NULL. */
 void jwks_fetch_metrics(struct evbuffer *out, struct jwks_fetch *f);
-
-/*
- * Reads an OpenID Provider Configuration document (OpenID Connect
- * Discovery 1.0, section 3): a JSON object whose "issuer" is |issuer|
- * exactly (section 4.3) and whose "jwks_uri" is an https URL, which goes
- * to *out. Returns 1, or 0 with the reason in |err|.
- */
-int jwks_discovery_parse(const uint8_t *doc, size_t len, const char *issuer, struct https_url *out,
-                         char *err, size_t errlen);
 
 #endif

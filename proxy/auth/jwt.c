@@ -147,8 +147,8 @@ static int kid_known(const struct jwt_keyset *const *sets, size_t nsets, json_t 
  * identity provider, it means the key may be newer than our copy. */
 static enum jwt_result check_signature(const struct jwt_keyset *const *sets, size_t nsets,
 				       json_t *header, const char *token,
-				       const struct jws_parts *parts, const CBS *sig, char *why,
-				       size_t whylen)
+				       const struct jws_parts *parts, const CBS *sig,
+				       int *kid_absent, char *why, size_t whylen)
 {
 	json_t *alg_v = json_object_get(header, "alg"), *kid = json_object_get(header, "kid");
 	const struct jwt_alg *alg;
@@ -184,6 +184,7 @@ static enum jwt_result check_signature(const struct jwt_keyset *const *sets, siz
 		}
 	}
 	if (kid != NULL && !kid_known(sets, nsets, kid)) {
+		*kid_absent = 1;
 		set_why(why, whylen, "no key with kid \"%s\"", quote(kid, q, sizeof(q)));
 		return JWT_UNKNOWN_KID;
 	}
@@ -290,13 +291,13 @@ enum jwt_result jwt_verify(const struct jwt_keyset *keys, const char *token, siz
 			   int64_t now, const struct jwt_options *opts,
 			   struct jwt_claims *claims, char *why, size_t whylen)
 {
-	return jwt_verify_sets(&keys, 1, token, len, now, opts, claims, why, whylen);
+	return jwt_verify_sets(&keys, 1, token, len, now, opts, claims, NULL, why, whylen);
 }
 
 enum jwt_result jwt_verify_sets(const struct jwt_keyset *const *sets, size_t nsets,
 				const char *token, size_t len, int64_t now,
 				const struct jwt_options *opts, struct jwt_claims *claims,
-				char *why, size_t whylen)
+				int *kid_absent, char *why, size_t whylen)
 {
 	static const struct jwt_options defaults;
 	/* The decoded parts together are shorter than the token. */
@@ -306,7 +307,10 @@ enum jwt_result jwt_verify_sets(const struct jwt_keyset *const *sets, size_t nse
 	CBS header, payload, sig;
 	json_t *hdr = NULL, *body = NULL;
 	enum jwt_result r = JWT_MALFORMED;
+	int unused = 0;
 
+	if (kid_absent)
+		*kid_absent = 0;
 	memset(claims, 0, sizeof(*claims));
 	set_why(why, whylen, "ok");
 	if (opts == NULL)
@@ -336,7 +340,8 @@ enum jwt_result jwt_verify_sets(const struct jwt_keyset *const *sets, size_t nse
 		set_why(why, whylen, "header has \"crit\"");
 		goto err;
 	}
-	r = check_signature(sets, nsets, hdr, token, &parts, &sig, why, whylen);
+	r = check_signature(sets, nsets, hdr, token, &parts, &sig, kid_absent ? kid_absent : &unused,
+			    why, whylen);
 	if (r != JWT_OK)
 		goto err;
 	body = parse_object(&payload);

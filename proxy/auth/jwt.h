@@ -64,12 +64,14 @@ enum jwt_result jwt_verify(const struct jwt_keyset *keys, const char *token, siz
 
 /* The same against several key sets at once (`nsets` entries of `sets`,
  * NULL entries skipped), as if they were one: static keys beside keys
- * fetched from an identity provider. JWT_UNKNOWN_KID means the token names
- * a `kid` that no key of any set has (or none of the type `alg` needs). */
+ * fetched from an identity provider. When `kid_absent` is not NULL it is
+ * set to 1 if the result is JWT_UNKNOWN_KID because no key of any set has
+ * the token's `kid` (rather than none of the type `alg` needs): newer keys
+ * might. */
 enum jwt_result jwt_verify_sets(const struct jwt_keyset *const *sets, size_t nsets,
 				const char *token, size_t len, int64_t now,
 				const struct jwt_options *opts, struct jwt_claims *claims,
-				char *why, size_t whylen);
+				int *kid_absent, char *why, size_t whylen);
 
 /* Frees what jwt_verify put in `*claims` and zeroes it. */
 void jwt_claims_cleanup(struct jwt_claims *claims);

@@ -522,8 +522,8 @@ struct jwt_keyset *jwt_keyset_parse_jwks(const uint8_t *data, size_t len, char *
 	} else if (load_jwks(ks, data, len, 1, 1, err, errlen)) {
 		if (ks->count > 0)
 			return ks;
-		snprintf(err, errlen, "no usable key (signature keys of type RSA, EC P-256/P-384 "
-			 "or Ed25519)");
+		snprintf(err, errlen, JWT_KEYS_NONE_USABLE " (signature keys of type RSA, "
+			 "EC P-256/P-384 or Ed25519)");
 	}
 	jwt_keyset_free(ks);
 	return NULL;

@@ -64,7 +64,9 @@ struct jwt_keyset *jwt_keyset_parse(const uint8_t *data, size_t len, char *err, 
  * raw-bytes HMAC fallback), and HMAC ("oct") keys are skipped, since a
  * secret that was published is no secret. The other rules are those of a
  * JWKS file. Returns a new set owned by the caller, or NULL with the
- * reason in `err` ("no usable key" when nothing was left). */
+ * reason in `err` (starting with JWT_KEYS_NONE_USABLE when nothing was
+ * left). */
+#define JWT_KEYS_NONE_USABLE "no usable key"
 struct jwt_keyset *jwt_keyset_parse_jwks(const uint8_t *data, size_t len, char *err,
 					 size_t errlen);
 

@@ -343,9 +343,10 @@ static void check_jwt(const struct auth_material *m, const struct auth_request *
 	struct jwt_claims claims;
 	char why[160];
 	enum jwt_result res;
+	int kid_absent = 0;
 
 	res = jwt_verify_sets(sets, 2, (const char *)r->password, r->password_len, now, &m->jwt_opts,
-	                      &claims, why, sizeof(why));
+	                      &claims, &kid_absent, why, sizeof(why));
 	if (res != JWT_OK && m->jwks && r->jwks == NULL &&
 	    (res == JWT_UNKNOWN_KID || res == JWT_BAD_ALG)) {
 		/* The key may well be the identity provider's, which we could
@@ -357,7 +358,7 @@ static void check_jwt(const struct auth_material *m, const struct auth_request *
 	}
 	if (res != JWT_OK) {
 		out->verdict = AUTH_BAD_CREDENTIALS;
-		out->refetch = m->jwks && res == JWT_UNKNOWN_KID;
+		out->refetch = m->jwks && kid_absent;
 		snprintf(out->detail, sizeof(out->detail), "jwt: %s: %s", jwt_result_name(res), why);
 		return;
 	}

@@ -43,6 +43,7 @@ http {{
     default_type application/json;
     server {{
         listen {listen} ssl;
+        listen 127.0.0.2:{port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         root {dir}/www;

@@ -1,15 +1,16 @@
 /*
- * URLs and HTTP/1.1 responses for the JWKS fetcher; see http_parse.h.
+ * HTTP/1.1 responses for the JWKS fetcher; see http_response.h.
  */
-#include "proxy/auth/http_parse.h"
+#include "proxy/auth/http_response.h"
 
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bytestring.h>
+
+#include "proxy/auth/cbs_text.h"
 
 /* Longest chunk-size line (with extensions) of a chunked body. */
 #define CHUNK_LINE_MAX 4096
@@ -33,203 +34,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return 0;
 }
 
-static int lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
-/* Whether |c| begins with |prefix| in any case; skips it if so. */
-static int skip_prefix_ci(CBS *c, const char *prefix)
-{
-	size_t n = strlen(prefix);
-
-	if (CBS_len(c) < n)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (lower(CBS_data(c)[i]) != prefix[i])
-			return 0;
-	}
-	return CBS_skip(c, n);
-}
-
-/* Whether all of |c| equals |s| in any case. */
-static int equals_ci(const CBS *c, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (CBS_len(c) != n)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (lower(CBS_data(c)[i]) != s[i])
-			return 0;
-	}
-	return 1;
-}
-
-/* Takes the bytes before the first of |stops| (or all of them) into |out|. */
-static void take_until_any(CBS *c, const char *stops, CBS *out)
-{
-	size_t i = 0;
-
-	while (i < CBS_len(c) && strchr(stops, CBS_data(c)[i]) == NULL)
-		i++;
-	(void)CBS_get_bytes(c, out, i);
-}
-
-/* ---- URLs ------------------------------------------------------------------ */
-
-static int host_char(uint8_t ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '-' || ch == '.';
-}
-
-/* A path and query may hold the visible ASCII characters only. */
-static int path_ok(const CBS *p)
-{
-	for (size_t i = 0; i < CBS_len(p); i++) {
-		if (CBS_data(p)[i] <= 0x20 || CBS_data(p)[i] >= 0x7f)
-			return 0;
-	}
-	return 1;
-}
-
-/* Reads the port digits after ':' (1 to 65535). */
-static int parse_port(CBS *c, uint16_t *out)
-{
-	unsigned long v = 0;
-	size_t n = 0;
-	uint8_t d;
-
-	while (CBS_len(c) > 0 && n < 6) {
-		if (!CBS_get_u8(c, &d) || d < '0' || d > '9')
-			return 0;
-		v = v * 10 + (d - '0');
-		n++;
-	}
-	if (n == 0 || CBS_len(c) != 0 || v == 0 || v > 65535)
-		return 0;
-	*out = (uint16_t)v;
-	return 1;
-}
-
-/* host [":" port], where host is a name, an IPv4 address or [IPv6]. */
-static int parse_authority(CBS auth, struct https_url *out, char *err, size_t errlen)
-{
-	CBS host;
-	uint8_t buf[16];
-
-	if (CBS_len(&auth) == 0)
-		return fail(err, errlen, "no host in the URL");
-	if (memchr(CBS_data(&auth), '@', CBS_len(&auth)) != NULL)
-		return fail(err, errlen, "user info in the URL is not accepted");
-	out->port = 443;
-	if (CBS_data(&auth)[0] == '[') {
-		if (!CBS_skip(&auth, 1) || !CBS_get_until_first(&auth, &host, ']') || !CBS_skip(&auth, 1) ||
-		    CBS_len(&host) == 0 || CBS_len(&host) > 45)
-			return fail(err, errlen, "malformed IPv6 address in the URL");
-		memcpy(out->host, CBS_data(&host), CBS_len(&host));
-		out->host[CBS_len(&host)] = '\0';
-		if (inet_pton(AF_INET6, out->host, buf) != 1)
-			return fail(err, errlen, "malformed IPv6 address in the URL");
-		out->is_ip = 1;
-		if (CBS_len(&auth) > 0 &&
-		    (CBS_data(&auth)[0] != ':' || !CBS_skip(&auth, 1) || !parse_port(&auth, &out->port)))
-			return fail(err, errlen, "malformed port in the URL");
-	} else {
-		if (!CBS_get_until_first(&auth, &host, ':'))
-			host = auth, CBS_init(&auth, NULL, 0);
-		if (CBS_len(&host) == 0 || CBS_len(&host) > HTTPS_MAX_HOST)
-			return fail(err, errlen, "no host, or a host name over %d characters", HTTPS_MAX_HOST);
-		for (size_t i = 0; i < CBS_len(&host); i++) {
-			if (!host_char(CBS_data(&host)[i]))
-				return fail(err, errlen, "the host name has a character other than letters, "
-				            "digits, '-' and '.'");
-			out->host[i] = (char)lower(CBS_data(&host)[i]);
-		}
-		out->host[CBS_len(&host)] = '\0';
-		out->is_ip = inet_pton(AF_INET, out->host, buf) == 1;
-		if (CBS_len(&auth) > 0 && (!CBS_skip(&auth, 1) || !parse_port(&auth, &out->port)))
-			return fail(err, errlen, "malformed port in the URL");
-	}
-	return 1;
-}
-
-/* The path and query after the authority (the fragment is dropped). */
-static int parse_path(CBS rest, struct https_url *out, char *err, size_t errlen)
-{
-	CBS path;
-	size_t off = 0;
-
-	take_until_any(&rest, "#", &path);
-	if (CBS_len(&path) > 0 && CBS_data(&path)[0] == '?')
-		out->path[off++] = '/';
-	else if (CBS_len(&path) == 0)
-		out->path[off++] = '/';
-	if (!path_ok(&path))
-		return fail(err, errlen, "the URL path has a space, a control or a non-ASCII character");
-	if (off + CBS_len(&path) > HTTPS_MAX_PATH)
-		return fail(err, errlen, "URL path over %d characters", HTTPS_MAX_PATH);
-	memcpy(out->path + off, CBS_data(&path), CBS_len(&path));
-	out->path[off + CBS_len(&path)] = '\0';
-	return 1;
-}
-
-int https_url_parse(const char *s, size_t len, struct https_url *out, char *err, size_t errlen)
-{
-	CBS c, auth;
-
-	memset(out, 0, sizeof(*out));
-	CBS_init(&c, (const uint8_t *)s, len);
-	if (skip_prefix_ci(&c, "http://"))
-		return fail(err, errlen, "an http:// URL is refused: keys must come over https://");
-	if (!skip_prefix_ci(&c, "https://"))
-		return fail(err, errlen, "not an https:// URL");
-	take_until_any(&c, "/?#", &auth);
-	return parse_authority(auth, out, err, errlen) && parse_path(c, out, err, errlen);
-}
-
-int https_url_resolve(const struct https_url *base, const uint8_t *loc, size_t len,
-                      struct https_url *out, char *err, size_t errlen)
-{
-	char buf[sizeof(((struct http_response *)0)->location) + 8];
-	CBS c;
-
-	CBS_init(&c, loc, len);
-	if (CBS_len(&c) >= 2 && CBS_data(&c)[0] == '/' && CBS_data(&c)[1] == '/') {
-		/* Scheme-relative: the scheme of the base, https. */
-		if (len + 6 >= sizeof(buf))
-			return fail(err, errlen, "Location too long");
-		memcpy(buf, "https:", 6);
-		memcpy(buf + 6, loc, len);
-		return https_url_parse(buf, len + 6, out, err, errlen);
-	}
-	if (CBS_len(&c) >= 1 && CBS_data(&c)[0] == '/') {
-		memset(out, 0, sizeof(*out));
-		memcpy(out->host, base->host, sizeof(out->host));
-		out->is_ip = base->is_ip;
-		out->port = base->port;
-		return parse_path(c, out, err, errlen);
-	}
-	if (memchr(loc, ':', len) == NULL)
-		return fail(err, errlen, "a relative Location is not followed");
-	return https_url_parse((const char *)loc, len, out, err, errlen);
-}
-
-void https_url_format(const struct https_url *u, char *out, size_t cap)
-{
-	char port[8] = "";
-
-	if (u->port != 443)
-		snprintf(port, sizeof(port), ":%u", u->port);
-	if (strchr(u->host, ':') != NULL)
-		snprintf(out, cap, "https://[%s]%s%s", u->host, port, u->path);
-	else
-		snprintf(out, cap, "https://%s%s%s", u->host, port, u->path);
-}
-
-/* ---- responses ------------------------------------------------------------- */
-
 /* What the headers of one response say about framing and caching. */
 struct head {
 	int status;
@@ -239,7 +43,7 @@ struct head {
 	int no_cache;               /* no-store or no-cache */
 	int64_t age;
 	int has_location;
-	char location[sizeof(((struct http_response *)0)->location)];
+	char location[HTTPS_MAX_URL];
 };
 
 /* RFC 9110 5.6.2: tchar. */
@@ -292,7 +96,7 @@ static int status_line(CBS line, int *status)
 	int64_t code;
 	CBS num;
 
-	if (!skip_prefix_ci(&line, "http/1.") || CBS_len(&line) < 5 ||
+	if (!cbs_skip_prefix_ci(&line, "http/1.") || CBS_len(&line) < 5 ||
 	    (CBS_data(&line)[0] != '0' && CBS_data(&line)[0] != '1') || CBS_data(&line)[1] != ' ')
 		return 0;
 	(void)CBS_skip(&line, 2);
@@ -316,7 +120,7 @@ static void cache_control(CBS v, struct head *h)
 		CBS item, name, arg;
 		int64_t n;
 
-		take_until_any(&v, ",", &item);
+		cbs_take_until_any(&v, ",", &item);
 		(void)CBS_skip(&v, 1);
 		trim_ows(&item);
 		if (!CBS_get_until_first(&item, &name, '='))
@@ -326,9 +130,9 @@ static void cache_control(CBS v, struct head *h)
 		arg = item;
 		if (CBS_len(&arg) >= 2 && CBS_data(&arg)[0] == '"' && CBS_data(&arg)[CBS_len(&arg) - 1] == '"')
 			CBS_init(&arg, CBS_data(&arg) + 1, CBS_len(&arg) - 2);
-		if (equals_ci(&name, "no-store") || equals_ci(&name, "no-cache")) {
+		if (cbs_equals_ci(&name, "no-store") || cbs_equals_ci(&name, "no-cache")) {
 			h->no_cache = 1;
-		} else if (equals_ci(&name, "max-age")) {
+		} else if (cbs_equals_ci(&name, "max-age")) {
 			if (!digits(&arg, DELTA_SECONDS_MAX, &n))
 				return;
 			/* Two max-ages: the shorter is the safer reading. */
@@ -342,23 +146,23 @@ static int header_field(CBS name, CBS value, struct head *h, char *err, size_t e
 {
 	int64_t n;
 
-	if (equals_ci(&name, "content-length")) {
+	if (cbs_equals_ci(&name, "content-length")) {
 		if (!digits(&value, INT64_MAX / 4, &n))
 			return fail(err, errlen, "malformed Content-Length");
 		if (h->content_length >= 0 && h->content_length != n)
 			return fail(err, errlen, "two different Content-Length values");
 		h->content_length = n;
-	} else if (equals_ci(&name, "transfer-encoding")) {
+	} else if (cbs_equals_ci(&name, "transfer-encoding")) {
 		/* We ask for no compression; chunked is the one coding expected. */
-		if (h->chunked || !equals_ci(&value, "chunked"))
+		if (h->chunked || !cbs_equals_ci(&value, "chunked"))
 			return fail(err, errlen, "unsupported Transfer-Encoding");
 		h->chunked = 1;
-	} else if (equals_ci(&name, "cache-control")) {
+	} else if (cbs_equals_ci(&name, "cache-control")) {
 		cache_control(value, h);
-	} else if (equals_ci(&name, "age")) {
+	} else if (cbs_equals_ci(&name, "age")) {
 		if (digits(&value, DELTA_SECONDS_MAX, &n))
 			h->age = n;
-	} else if (equals_ci(&name, "location")) {
+	} else if (cbs_equals_ci(&name, "location")) {
 		if (CBS_len(&value) >= sizeof(h->location))
 			return fail(err, errlen, "Location header too long");
 		memcpy(h->location, CBS_data(&value), CBS_len(&value));
@@ -415,8 +219,8 @@ static int hex_value(uint8_t d)
 {
 	if (d >= '0' && d <= '9')
 		return d - '0';
-	if (lower(d) >= 'a' && lower(d) <= 'f')
-		return lower(d) - 'a' + 10;
+	if (ascii_lower(d) >= 'a' && ascii_lower(d) <= 'f')
+		return ascii_lower(d) - 'a' + 10;
 	return -1;
 }
 
@@ -453,7 +257,7 @@ static enum http_parse chunked(CBS in, int eof, size_t max_body, uint8_t *out, s
 		}
 		CBS_init(&line, CBS_data(&line), CBS_len(&line) - 1);
 		/* chunk-size [ chunk-ext ]; extensions are ignored. */
-		take_until_any(&line, "; \t", &hex);
+		cbs_take_until_any(&line, "; \t", &hex);
 		if (CBS_len(&hex) == 0 || CBS_len(&hex) > 8) {
 			fail(err, errlen, "malformed chunk size");
 			return HTTP_PARSE_BAD;
