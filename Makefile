@@ -1,5 +1,5 @@
 # mqtls: one `make` builds everything into build/.
-# Targets: all deps demo test unit asan integration fuzz bench stress soak clean
+# Targets: all deps demo test unit asan integration fuzz bench stress soak image clean
 
 CC        ?= cc
 FUZZCC    ?= clang
@@ -35,7 +35,7 @@ ASAN_BIN   = $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 BENCH_BIN  = $(if $(wildcard bench/main.c),$(B)/mqtls-bench)
 
-.PHONY: all deps demo test unit asan integration fuzz bench stress soak clean check-deps
+.PHONY: all deps demo test unit asan integration fuzz bench stress soak image clean check-deps
 all: $(B)/mqtls $(BENCH_BIN) $(UNIT_BIN)
 
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/*/*/*.d $(B)/asan/*/*.d $(B)/asan/*/*/*.d)
@@ -119,6 +119,11 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/compare
+
+# The container image with podman (deploy/Dockerfile, on a debian:12-slim made
+# locally with mmdebstrap the first time; see deploy/README.md).
+image: deps
+	@sh deploy/podman/image.sh localhost/mqtls:$(VERSION)
 
 clean:
 	rm -rf $(B)

@@ -46,9 +46,8 @@ fi
 
 # --- shell scripts -----------------------------------------------------------
 
-scripts="deploy/check.sh deploy/test_certbot_hook.sh deploy/certbot/mqtls-reload.sh"
-[ -s "$T/k8s-reloader.sh" ] && cp "$T/k8s-reloader.sh" "$T/kubernetes-cert-reloader.sh" &&
-	scripts="$scripts $T/kubernetes-cert-reloader.sh"
+scripts="deploy/check.sh deploy/test_certbot_hook.sh deploy/certbot/mqtls-reload.sh deploy/test_live.sh
+deploy/podman/env.sh deploy/podman/base-image.sh deploy/podman/image.sh"
 for f in $scripts; do
 	check "sh -n $(basename "$f")" "$T/sh.log" sh -n "$f"
 done
@@ -122,6 +121,43 @@ if "$PY" -c 'import yaml' 2>/dev/null; then
 else
 	skip "docker-compose.yml and kubernetes/sidecar.yaml parse as YAML" \
 		"python3-yaml not installed for /usr/bin/python3"
+fi
+
+# --- Kubernetes manifests against the API schema ------------------------------
+
+# deploy/kubernetes/validate.py: every document typed against kubernetes-types
+# by the TypeScript compiler (npm packages from `make deps`), offline.
+k8s_validate() { "$PY" deploy/kubernetes/validate.py "$@"; }
+k8s_validate deploy/kubernetes/*.yaml >"$T/k8s.log" 2>&1
+rc=$?
+if [ $rc -eq 2 ]; then
+	skip "Kubernetes manifests match the Kubernetes API schema" "$(head -n 1 "$T/k8s.log")"
+else
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) ok "${line#ok - }" ;;
+		"not ok - "*) not_ok "${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done <"$T/k8s.log"
+	[ $rc -eq 0 ] || grep -q '^not ok' "$T/k8s.log" || not_ok "validate.py ran (exit $rc)"
+	# The checker must catch a mistake: each of these copies has one.
+	for bad in 's/readOnlyRootFilesystem: true/readOnlyRootFileSystem: true/ readOnlyRootFileSystem' \
+		's/terminationGracePeriodSeconds:/terminationGracePeriodSecond:/ terminationGracePeriodSecond' \
+		's/containerPort: 8883/containerport: 8883/ containerport' \
+		's/externalTrafficPolicy:/externalTraficPolicy:/ externalTraficPolicy' \
+		's/replicas: 1/replicas: "1"/ string'; do
+		expr=${bad% *} word=${bad##* }
+		sed "$expr" deploy/kubernetes/sidecar.yaml >"$T/bad.yaml"
+		if cmp -s deploy/kubernetes/sidecar.yaml "$T/bad.yaml"; then
+			not_ok "negative test '$expr' changes sidecar.yaml"
+		elif ! k8s_validate "$T/bad.yaml" >"$T/bad.log" 2>&1 && grep -q "^#.*$word" "$T/bad.log"; then
+			ok "the schema check rejects sidecar.yaml with $expr"
+		else
+			not_ok "the schema check rejects sidecar.yaml with $expr"
+			diag "$T/bad.log"
+		fi
+	done
 fi
 
 # --- Dockerfile ----------------------------------------------------------------

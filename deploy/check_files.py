@@ -6,7 +6,6 @@
       dockerfile.build.sh     the build stage's RUN line that runs make
       options.SOURCE          mqtls option names a file uses, one per line
       conf.SOURCE             config files embedded in YAML (mqtls, mosquitto)
-      k8s-reloader.sh         the cert-reloader container's script
   check_files.py structure        TAP-style "ok - ..." / "not ok - ..." lines
       (numbered by check.sh) on the shape of the compose and Kubernetes files.
 
@@ -135,9 +134,6 @@ def extract(outdir):
         for c in dep["spec"]["template"]["spec"]["containers"]:
             if c["name"] == "mqtls":
                 write(outdir, "options.k8s-args", options_in_argv(c.get("args", [])))
-            if c["name"] == "cert-reloader":
-                cmd = c["command"]
-                write(outdir, "k8s-reloader.sh", cmd[cmd.index("-c") + 1].splitlines())
 
 
 class Tap:
@@ -184,6 +180,9 @@ def structure():
         t.check(any(v.startswith("./certs:") and v.endswith(":ro") for v in vols),
                 "compose: ./certs is mounted read-only into mqtls", vols)
         build = mt.get("build", {})
+        grace = str(mt.get("stop_grace_period", "10s"))
+        t.check(grace.endswith("s") and grace[:-1].isdigit() and int(grace[:-1]) >= 35,
+                "compose: mqtls stop_grace_period %s covers the 30 s drain + 5" % grace)
         t.check(os.path.isfile(os.path.join(DEPLOY, build.get("context", "."),
                                             build.get("dockerfile", "Dockerfile"))),
                 "compose: the mqtls build context and Dockerfile exist")
@@ -213,8 +212,17 @@ def structure():
     cs = {c["name"]: c for c in pod["containers"]}
     t.check("broker" in cs and "mqtls" in cs, "k8s: the pod has broker and mqtls containers")
     mqtls = cs.get("mqtls", {})
-    probe = mqtls.get("readinessProbe", {}).get("tcpSocket", {})
-    t.check(probe.get("port") in (8883, "mqtts"), "k8s: mqtls readiness probe is tcpSocket 8883")
+    ports = {p.get("name"): p.get("containerPort") for p in mqtls.get("ports", [])}
+    env = {e["name"]: e.get("value", "") for e in mqtls.get("env", [])}
+    metrics_port = env.get("MQTLS_METRICS", "").rpartition(":")[2]
+    for kind, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = mqtls.get(kind, {}).get("httpGet", {})
+        port = ports.get(get.get("port"), get.get("port"))
+        t.check(get.get("path") == path and str(port) == metrics_port and metrics_port,
+                "k8s: mqtls %s is GET %s on the metrics port (MQTLS_METRICS %s)"
+                % (kind, path, env.get("MQTLS_METRICS")), get)
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    t.check(grace >= 35, "k8s: terminationGracePeriodSeconds %s covers the 30 s drain + 5" % grace)
     req = mqtls.get("resources", {}).get("requests", {})
     t.check("cpu" in req and "memory" in req, "k8s: mqtls has cpu and memory requests")
     bad = [n for n, c in cs.items() if not secure(c)]
@@ -240,10 +248,6 @@ def structure():
     undefined = ["%s:%s" % (n, m["name"]) for n, c in cs.items()
                  for m in c.get("volumeMounts", []) if m["name"] not in vols]
     t.check(not undefined, "k8s: every volume mount names a defined volume", undefined)
-    rl = cs.get("cert-reloader")
-    t.check(rl is not None and pod.get("shareProcessNamespace") is True
-            and rl.get("securityContext", {}).get("runAsUser") == mqtls.get("securityContext", {}).get("runAsUser"),
-            "k8s: the cert reloader shares the process namespace and mqtls's uid")
     ports = [p for p in svcs[0]["spec"]["ports"] if p.get("port") == 8883]
     t.check(len(ports) == 1 and ports[0].get("targetPort") in (8883, "mqtts"), "k8s: the Service serves 8883")
 

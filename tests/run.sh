@@ -4,10 +4,10 @@
 # without reporting a failure counts as one failure.
 #   tests/run.sh            everything
 #   SUITES="unit integration" tests/run.sh   a subset (link unit asan demo integration
-#                                            asan-integration soak bench deploy fuzz)
+#                                            asan-integration soak bench deploy deploy-live fuzz)
 set -u
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-"link unit asan demo integration asan-integration soak bench deploy fuzz"}
+SUITES=${SUITES:-"link unit asan demo integration asan-integration soak bench deploy deploy-live fuzz"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 LOG=build/test-logs
 mkdir -p "$LOG"
@@ -108,6 +108,13 @@ for suite in $SUITES; do
 		out="$LOG/deploy.tap"
 		{ CHECK_BUILD=0 timeout 300 sh deploy/check.sh; timeout 120 sh deploy/test_certbot_hook.sh; } > "$out" 2>&1
 		tally deploy "$out" $?
+		;;
+	deploy-live)
+		# The image, compose file, Kubernetes manifest and certbot renewal run
+		# for real with podman and pebble (~2 min, ~5 the first time on a machine).
+		out="$LOG/deploy-live.tap"
+		timeout 1200 sh deploy/test_live.sh > "$out" 2>&1
+		tally deploy-live "$out" $?
 		;;
 	fuzz)
 		pids=() names=()
