@@ -400,8 +400,10 @@ static int env_to_name(const char *key, size_t len, char *out, size_t cap)
 {
 	int ok = len > 0;
 
-	if (len >= cap)
+	if (len >= cap) {
+		out[0] = '\0';
 		return 0;
+	}
 	for (size_t i = 0; i < len; i++) {
 		char c = key[i];
 

@@ -794,6 +794,12 @@ static void test_unknown_mqtls_variable_is_an_error_suggesting_the_nearest_optio
 	assert_int_equal(setenv("MQTLS_FROBNICATE", "1", 1), 0);
 	assert_int_equal(load(f, REQUIRED), CONFIG_ERROR);
 	assert_error_mentions(f, "MQTLS_FROBNICATE: no such option");
+	assert_int_equal(unsetenv("MQTLS_FROBNICATE"), 0);
+	/* A name longer than any option's. */
+	assert_int_equal(setenv("MQTLS_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	                        "1", 1), 0);
+	assert_int_equal(load(f, REQUIRED), CONFIG_ERROR);
+	assert_error_mentions(f, "no such option (MQTLS_<NAME> sets --<name>");
 }
 
 static void test_mqtls_variables_of_scripts_and_kubernetes_are_not_options(void **state)
