@@ -670,8 +670,9 @@ def hostile_slow_handshakes_with_default_limits(ctx):
 # One worker, so every handshake lands on the loop that serves the live
 # pair; the flood tool runs at nice 10 so the attacker does not take the CPU
 # from the measuring clients (what is measured is mqtls's own scheduling).
-# Rounds alternate direct / through mqtls; the median round decides, so one
-# burst of unrelated load on the machine does not.
+# Rounds alternate direct / through mqtls; each mqtls round is held to
+# max(4 x the p99 of the direct round before it, 40 ms) and the median round
+# decides, so one burst of unrelated load on the machine does not.
 
 BENCH = REPO / "build" / "mqtls-bench"
 FLOOD_RATE = 2000
@@ -740,14 +741,17 @@ def hostile_handshake_flood_keeps_live_latency_near_the_direct_broker(ctx):
     check(through.received() >= through.sent,
           "live pair through mqtls lost messages: %d sent, %d received"
           % (through.sent, through.received()))
-    p99_direct = sorted(p99s["direct"])[rounds // 2]
-    p99_mqtls = sorted(p99s["mqtls"])[rounds // 2]
-    limit = max(4 * p99_direct, 0.040) * (3 if ASAN else 1)
-    ctx.notes.append("median round p99: direct %s, through mqtls %s (bound %s)"
-                     % (ms(p99_direct), ms(p99_mqtls), ms(limit)))
-    check(p99_mqtls <= limit, "p99 through mqtls under the flood %s > %s (max(4 x direct %s, "
-          "40 ms)%s), median of %d rounds" % (ms(p99_mqtls), ms(limit), ms(p99_direct),
-                                              " x 3 (ASan)" if ASAN else "", rounds))
+    # Each mqtls round is judged against the direct round just before it
+    # (the same minute of the machine's life); the median round decides.
+    verdicts = []
+    for rnd, (d, t) in enumerate(zip(p99s["direct"], p99s["mqtls"]), 1):
+        limit = max(4 * d, 0.040) * (3 if ASAN else 1)
+        verdicts.append((t <= limit, "round %d: %s vs bound %s (max(4 x direct %s, 40 ms)%s)"
+                         % (rnd, ms(t), ms(limit), ms(d), " x 3" if ASAN else "")))
+    ctx.notes.append("p99 through mqtls per round: " + "; ".join(v[1] for v in verdicts))
+    passed = sum(1 for v in verdicts if v[0])
+    check(passed > rounds // 2, "p99 through mqtls under the flood over its bound in %d of %d "
+          "rounds: %s" % (rounds - passed, rounds, "; ".join(v[1] for v in verdicts)))
 
 
 # -- 5. small findings ------------------------------------------------------------------------
