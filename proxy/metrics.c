@@ -31,7 +31,8 @@ static const char *const close_reasons[CLOSE_REASONS] = {
 	"connect_timeout", "not_connect", "malformed_connect", "bad_protocol", "bad_client_id",
 	"connect_too_large", "bad_credentials", "not_authorized", "bad_auth_method", "bad_identity",
 	"server_busy", "auth_timeout", "token_expired", "shutdown", "out_of_memory", "conn_per_ip",
-	"conn_rate_per_ip", "max_connections", "identity_limit",
+	"conn_rate_per_ip", "max_connections", "identity_limit", "proxy_header_invalid",
+	"proxy_header_timeout", "handshakes_per_ip",
 	"jwks_unavailable",
 };
 

@@ -32,6 +32,7 @@
 #include "proxy/auth/policy.h"
 #include "proxy/limits.h"
 #include "proxy/metrics.h"
+#include "proxy/proxyproto.h"
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
 #include "tls/io.h"
@@ -96,7 +97,7 @@ static void assign_events(struct session *s, struct event *ev, int fd, int rd, i
 	event_del(ev);
 	event_assign(ev, s->w->base, fd, what | EV_PERSIST, cb, s);
 	/* Live sessions are served before handshakes (worker.h). */
-	event_priority_set(ev, s->state == S_HANDSHAKE ? PRI_NEW : PRI_LIVE);
+	event_priority_set(ev, s->state <= S_HANDSHAKE ? PRI_NEW : PRI_LIVE);
 	if (what)
 		event_add(ev, NULL);
 }
@@ -116,6 +117,9 @@ static void session_rearm(struct session *s)
 	uint8_t want = 0;
 
 	switch (s->state) {
+	case S_PROXY_HEADER:
+		want = ARM_CLIENT_READ;
+		break;
 	case S_HANDSHAKE:
 		want = (s->flags & F_HS_WANTS_WRITE) ? ARM_CLIENT_WRITE : ARM_CLIENT_READ;
 		break;
@@ -148,7 +152,7 @@ static void session_rearm(struct session *s)
 		break;
 	}
 	if ((want & ARM_CLIENT) != (s->armed & ARM_CLIENT) ||
-	    event_get_priority(&s->ev_client) != (s->state == S_HANDSHAKE ? PRI_NEW : PRI_LIVE))
+	    event_get_priority(&s->ev_client) != (s->state <= S_HANDSHAKE ? PRI_NEW : PRI_LIVE))
 		assign_events(s, &s->ev_client, s->cfd, want & ARM_CLIENT_READ, want & ARM_CLIENT_WRITE,
 		              on_client_event);
 	if ((want & ARM_UP) != (s->armed & ARM_UP))
@@ -164,7 +168,7 @@ static void session_rearm(struct session *s)
 	 * more socket bytes can finish, and a turn that cannot make progress
 	 * must not schedule itself again (it would spin the loop forever and
 	 * starve every other connection and timer on it). */
-	else if ((want & ARM_CLIENT_READ) && s->state != S_HANDSHAKE && !(s->flags & F_READ_IDLE) &&
+	else if ((want & ARM_CLIENT_READ) && s->state > S_HANDSHAKE && !(s->flags & F_READ_IDLE) &&
 	         (tls_sock_buffered(&s->sock) || SSL_has_pending(s->ssl)))
 		kick_read(s);
 }
@@ -175,7 +179,8 @@ static void leave_handshake_count(struct session *s)
 {
 	if (s->flags & F_IN_HANDSHAKE_COUNT) {
 		s->flags &= ~F_IN_HANDSHAKE_COUNT;
-		worker_handshake_done(s->w, s);
+		worker_handshake_done(s->w, s, (s->flags & F_HS_IP_COUNTED) != 0);
+		s->flags &= ~(uint32_t)F_HS_IP_COUNTED;
 	}
 }
 
@@ -196,7 +201,7 @@ static void session_finish(struct session *s)
 		limits_conn_end(s->w->proxy->limits, &s->addr.sa);
 	if ((s->flags & F_ID_COUNTED) && s->auth && s->auth->user)
 		limits_identity_give(s->w->proxy->limits, s->auth->user, strlen(s->auth->user));
-	s->flags &= (uint16_t)~(F_IP_COUNTED | F_ID_COUNTED);
+	s->flags &= ~(uint32_t)(F_IP_COUNTED | F_ID_COUNTED);
 	event_del(&s->ev_client);
 	event_del(&s->ev_timer);
 	upstream_close(s);
@@ -227,22 +232,6 @@ static void session_settle(struct session *s)
 		session_rearm(s);
 }
 
-/* A handshake that ends without completing, by why (a stop is not counted). */
-static void count_failed_handshake(struct session *s, const char *reason)
-{
-	enum hs_result r;
-
-	if (strcmp(reason, "shutdown") == 0)
-		return;
-	if (strcmp(reason, "hello_timeout") == 0 || strcmp(reason, "handshake_timeout") == 0)
-		r = HS_TIMEOUT;
-	else if (strcmp(reason, "handshake_evicted") == 0)
-		r = HS_EVICTED;
-	else
-		r = s->peer.verify_error ? HS_VERIFY_FAILED : HS_FAILED;
-	counter_add(&s->w->metrics.handshakes[TLSV_NONE][r], 1);
-}
-
 /* Enters CLOSING with |reason| (kept if one was already set): what is
  * buffered may still be flushed; session_settle finishes it. */
 static void session_close(struct session *s, const char *reason)
@@ -255,7 +244,7 @@ static void session_close(struct session *s, const char *reason)
 	s->close_reason = reason;
 	s->close_state = s->state;
 	if (s->state == S_HANDSHAKE)
-		count_failed_handshake(s, reason);
+		stats_handshake_failed(s, reason);
 	if (s->auth && s->auth->job) {
 		session_auth_free(s->auth);     /* disowns and cancels the job in flight */
 		s->auth = NULL;
@@ -264,7 +253,7 @@ static void session_close(struct session *s, const char *reason)
 	/* Before FORWARDING nothing the client sent may reach the broker. */
 	if (s->state != S_FORWARDING)
 		upstream_close(s);
-	if (s->state == S_HANDSHAKE)
+	if (s->state <= S_HANDSHAKE)
 		s->flags |= F_CLIENT_DEAD;
 	s->state = S_CLOSING;
 	set_timer(s, &s->w->proxy->linger_timeout);
@@ -286,15 +275,6 @@ static void up_out(struct session *s)
 		session_close(s, "broker_closed");
 }
 
-/* The client has (or is about to have) its CONNACK: time it once. */
-static void connack_sent(struct session *s)
-{
-	if (s->flags & F_CONNACK_SEEN)
-		return;
-	s->flags |= F_CONNACK_SEEN;
-	histogram_observe(&s->w->metrics.connack_seconds, (session_now_ms() - s->start_ms) * 1000);
-}
-
 /*
  * Sends the refusing CONNACK for the client's version (when that version
  * has a code for |refusal|) and closes. The broker is never contacted, or
@@ -309,7 +289,7 @@ static void session_refuse(struct session *s, enum mqtt_refusal refusal, const c
 		n = mqtt_connack_build(s->mqtt_version, refusal, pkt, sizeof(pkt));
 	if (n > 0) {
 		counter_add(&s->w->metrics.connack[pkt[3] ? pkt[3] : 0], 1);
-		connack_sent(s);
+		stats_connack(s);
 	}
 	upstream_close(s);
 	bufq_clear(&s->to_up, session_blocks(s));
@@ -374,12 +354,39 @@ static void broker_step(struct session *s, enum up_step r, int err)
 	}
 }
 
+/* --send-proxy-v2: the broker learns the client's address and TLS details
+ * from a PROXY v2 header in front of the CONNECT. */
+static int add_proxy_header(struct session *s)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct proxy_tls tls = { 1, s->peer.cn != NULL || s->peer.identity != NULL, SSL_get_version(s->ssl),
+	                         s->peer.cn };
+	uint8_t hdr[PROXY_HEADER_MAX];
+	size_t n;
+
+	if (getsockname(s->cfd, (struct sockaddr *)&local, &llen) != 0)
+		return 0;
+	/* Behind a balancer the client may be IPv6 where mqtls listens on
+	 * IPv4: the header needs one family, so the local side is left blank. */
+	if (local.ss_family != s->addr.sa.sa_family) {
+		memset(&local, 0, sizeof(local));
+		local.ss_family = s->addr.sa.sa_family;
+	}
+	n = proxy_header_v2_build(&s->addr.sa, (struct sockaddr *)&local, &tls, hdr, sizeof(hdr));
+	return n > 0 && bufq_prepend(&s->to_up, session_blocks(s), hdr, n);
+}
+
 static void connect_broker(struct session *s)
 {
 	enum up_step r;
 	int err = 0;
 
 	set_timer(s, NULL);
+	if (s->w->proxy->cfg->send_proxy_v2 && !add_proxy_header(s)) {
+		session_close(s, "out_of_memory");
+		return;
+	}
 	r = upstream_open(s, &err);
 	if (s->ufd >= 0) {
 		event_assign(&s->ev_up, s->w->base, s->ufd, EV_PERSIST, on_up_event, s);
@@ -387,25 +394,6 @@ static void connect_broker(struct session *s)
 		s->flags |= F_UP_EVENTS;
 	}
 	broker_step(s, r, err);
-}
-
-/* The result label of a refusal the auth stage decided. */
-static enum auth_result_label auth_refusal_label(const char *reason)
-{
-	if (strcmp(reason, "not_authorized") == 0)
-		return AUTHR_NOT_AUTHORIZED;
-	if (strcmp(reason, "bad_auth_method") == 0)
-		return AUTHR_BAD_METHOD;
-	if (strcmp(reason, "bad_identity") == 0)
-		return AUTHR_BAD_IDENTITY;
-	return AUTHR_BAD_CREDENTIALS;
-}
-
-static void count_auth(struct session *s, enum auth_result_label r)
-{
-	unsigned method = s->auth ? s->auth->method : AUTH_NONE;
-
-	counter_add(&s->w->metrics.auth[method < AUTH_METHOD_LABELS ? method : 0][r], 1);
 }
 
 /* --max-conn-per-identity: the newest connection of an identity over the
@@ -418,7 +406,7 @@ static int identity_admitted(struct session *s)
 	if (id == NULL)
 		return 1;
 	if (!limits_identity_take(s->w->proxy->limits, id, strlen(id))) {
-		count_auth(s, AUTHR_IDENTITY_LIMIT);
+		stats_auth(s, AUTHR_IDENTITY_LIMIT);
 		session_log_refusal(s, "identity_limit", NULL);
 		session_refuse(s, MQTT_REFUSE_QUOTA_EXCEEDED, "identity_limit");
 		return 0;
@@ -434,11 +422,11 @@ static void auth_step(struct session *s, enum auth_step r)
 	case AUTH_STEP_ALLOW:
 		if (!identity_admitted(s))
 			break;
-		count_auth(s, AUTHR_OK);
+		stats_auth(s, AUTHR_OK);
 		connect_broker(s);
 		break;
 	case AUTH_STEP_REFUSE:
-		count_auth(s, auth_refusal_label(s->auth->refusal_reason));
+		stats_auth(s, stats_auth_refusal(s->auth->refusal_reason));
 		/* Held for the failure delay; the timer sends it. */
 		if (s->auth->hold_ms == 0)
 			session_refuse(s, s->auth->refusal, s->auth->refusal_reason);
@@ -448,7 +436,7 @@ static void auth_step(struct session *s, enum auth_step r)
 	case AUTH_STEP_PENDING:
 		break;    /* the --connect-timeout timer still runs */
 	case AUTH_STEP_BUSY:
-		count_auth(s, AUTHR_BUSY);
+		stats_auth(s, AUTHR_BUSY);
 		session_refuse(s, MQTT_REFUSE_SERVER_BUSY, "server_busy");
 		break;
 	case AUTH_STEP_OOM:
@@ -540,7 +528,7 @@ static void up_in(struct session *s)
 		got = bufq_len(&s->to_client) - from;
 		if (got > 0) {
 			end_track(s, from);
-			connack_sent(s);    /* the broker's first bytes are its CONNACK */
+			stats_connack(s);    /* the broker's first bytes are its CONNACK */
 		}
 		if (end_ready(s)) {
 			end_session(s, s->end->code, s->end->reason);
@@ -574,16 +562,6 @@ static void hello_deadline_passed(struct session *s)
 	set_timer_ms(s, spent < limit ? limit - spent : 1);
 }
 
-static void count_handshake(struct session *s)
-{
-	struct metrics *m = &s->w->metrics;
-
-	counter_add(&m->handshakes[SSL_version(s->ssl) == TLS1_3_VERSION ? TLSV_13 : TLSV_12][HS_OK], 1);
-	if (SSL_session_reused(s->ssl))
-		counter_add(&m->handshakes_resumed, 1);
-	histogram_observe(&m->handshake_seconds, (session_now_ms() - s->start_ms) * 1000);
-}
-
 static void handshake_step(struct session *s)
 {
 	switch (tls_handshake(s->ssl)) {
@@ -595,7 +573,7 @@ static void handshake_step(struct session *s)
 		 * would carry the ACK: without this, it waits for our delayed ACK
 		 * (about 40 ms). One setsockopt, only here, not while forwarding. */
 		(void)setsockopt(s->cfd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 1 }, sizeof(int));
-		count_handshake(s);
+		stats_handshake_ok(s);
 		leave_handshake_count(s);
 		s->state = S_AWAIT_CONNECT;
 		set_timer(s, &s->w->proxy->connect_timeout);
@@ -617,6 +595,45 @@ static void handshake_step(struct session *s)
 	}
 }
 
+/* The client now has its real address: the per-address limits apply to it. */
+static int admit_client_address(struct session *s)
+{
+	if (!worker_take_handshake_ip(s->w, &s->addr.sa)) {
+		session_close(s, "handshakes_per_ip");
+		return 0;
+	}
+	s->flags |= F_HS_IP_COUNTED;
+	limits_at_accept(s);
+	return 1;
+}
+
+/* PROXY_HEADER: once the balancer's header is read, the client has its
+ * real address, the per-address limits apply, and TLS starts. */
+static void header_step(struct session *s)
+{
+	switch (proxy_header_read(s)) {
+	case HEADER_WAIT:
+		return;
+	case HEADER_INVALID:
+		session_log_refusal(s, "proxy_header_invalid", NULL);
+		session_close(s, "proxy_header_invalid");
+		return;
+	case HEADER_CLOSED:
+		session_close(s, "client_closed");
+		return;
+	case HEADER_ERROR:
+		session_close(s, "client_error");
+		return;
+	case HEADER_DONE:
+		break;
+	}
+	if (!admit_client_address(s))
+		return;
+	s->state = S_HANDSHAKE;
+	/* The ClientHello may well be here already. */
+	handshake_step(s);
+}
+
 /* ---- callbacks ---------------------------------------------------------------- */
 
 static void on_client_event(evutil_socket_t fd, short what, void *arg)
@@ -624,7 +641,9 @@ static void on_client_event(evutil_socket_t fd, short what, void *arg)
 	struct session *s = session_get(arg);
 
 	s->flags &= ~F_KICK_READ;
-	if (s->state == S_HANDSHAKE) {
+	if (s->state == S_PROXY_HEADER) {
+		header_step(s);
+	} else if (s->state == S_HANDSHAKE) {
 		handshake_step(s);
 	} else {
 		/* Each direction is retried when the event it waited for arrives. */
@@ -669,6 +688,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct session *s = session_get(arg);
 
 	switch (s->state) {
+	case S_PROXY_HEADER:
+		session_close(s, "proxy_header_timeout");
+		break;
 	case S_HANDSHAKE:
 		s->flags |= F_CLIENT_DEAD;
 		session_close(s, (s->flags & F_HELLO_DONE) ? "handshake_timeout" : "hello_timeout");
@@ -732,33 +754,6 @@ void session_abort(struct session *s)
 	session_close_now(s, "shutdown");
 }
 
-/* The limits a new client is checked against at accept; over one, it is
- * still served up to its CONNECT, which gets a CONNACK that says why. */
-static void check_limits(struct session *s)
-{
-	struct proxy *p = s->w->proxy;
-
-	if (s->w->n_sessions >= p->cfg->max_connections) {
-		s->over_limit = OVER_MAX_CONNECTIONS;
-		counter_add(&s->w->metrics.accept_refused[REFUSED_MAX_CONNECTIONS], 1);
-		return;
-	}
-	switch (limits_conn_begin(p->limits, &s->addr.sa, s->start_ms)) {
-	case LIMIT_OK:
-		if (p->limits)
-			s->flags |= F_IP_COUNTED;
-		break;
-	case LIMIT_CONN_PER_IP:
-		s->over_limit = OVER_CONN_PER_IP;
-		counter_add(&s->w->metrics.accept_refused[REFUSED_CONN_PER_IP], 1);
-		break;
-	case LIMIT_CONN_RATE:
-		s->over_limit = OVER_CONN_RATE;
-		counter_add(&s->w->metrics.accept_refused[REFUSED_CONN_RATE_PER_IP], 1);
-		break;
-	}
-}
-
 struct session *session_new(struct worker *w, unsigned listener, int fd, const struct sockaddr *sa,
                             socklen_t salen)
 {
@@ -790,15 +785,22 @@ struct session *session_new(struct worker *w, unsigned listener, int fd, const s
 	 * over: ~700 bytes of every idle connection (DESIGN.md §4). */
 	SSL_set_shed_handshake_config(s->ssl, 1);
 	s->peer.want_identity = w->proxy->identity_kind;
+	s->peer.want_cn = w->proxy->cfg->send_proxy_v2 != 0;
 	event_assign(&s->ev_client, w->base, fd, EV_PERSIST, on_client_event, s);
 	event_priority_set(&s->ev_client, PRI_NEW);
 	evtimer_assign(&s->ev_timer, w->base, on_timer, s);
 	event_priority_set(&s->ev_timer, PRI_LIVE);
 	s->flags |= F_IN_HANDSHAKE_COUNT;
+	/* --hello-timeout covers a PROXY header too: accept to ClientHello. */
 	set_timer(s, &w->proxy->hello_timeout);
 	counter_add(&w->metrics.connections_total[s->listener], 1);
 	counter_add(&w->metrics.connections_active[s->listener], 1);
-	check_limits(s);
+	if (w->proxy->cfg->accept_proxy) {
+		s->state = S_PROXY_HEADER;
+	} else {
+		s->flags |= F_HS_IP_COUNTED;    /* worker_adopt counted it */
+		limits_at_accept(s);
+	}
 	session_rearm(s);
 	return s;
 err:

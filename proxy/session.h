@@ -54,6 +54,11 @@ void session_list_push(struct session_list *l, struct session *s);
 void session_list_unlink(struct session_list *l, struct session *s);
 /* The session after |s| on its list (towards the tail), or NULL. */
 struct session *session_list_next(const struct session *s);
+/* The session before |s| on its list (towards the head: newer), or NULL. */
+struct session *session_list_prev(const struct session *s);
+/* 1 while |s| has not received a complete ClientHello (nor, behind a
+ * balancer, its PROXY header): what a stalled client looks like. */
+int session_in_hello(const struct session *s);
 
 /* Monotonic milliseconds, for durations and the failure-delay table. */
 uint64_t session_now_ms(void);

@@ -30,6 +30,7 @@
 #include "mqtt/connect.h"
 #include "mqtt/framer.h"
 #include "proxy/bufq.h"
+#include "proxy/metrics.h"
 #include "proxy/session.h"
 #include "tls/peer.h"
 #include "tls/sock.h"
@@ -37,6 +38,7 @@
 #define SESSION_MAGIC 0x6d71746cu   /* "mqtl" */
 
 enum session_state {
+	S_PROXY_HEADER,         /* --accept-proxy: reading the balancer's header */
 	S_HANDSHAKE,
 	S_AWAIT_CONNECT,
 	S_AUTHENTICATING,
@@ -74,6 +76,7 @@ enum {
 	F_CONNACK_SEEN = 1 << 13,       /* the client has had its CONNACK (timed for metrics) */
 	F_IP_COUNTED = 1 << 14,         /* counted in the per-address connection limit */
 	F_ID_COUNTED = 1 << 15,         /* counted in the per-identity limit (auth->user) */
+	F_HS_IP_COUNTED = 1 << 16,      /* counted in the worker's handshakes per address */
 };
 
 struct worker;
@@ -119,7 +122,7 @@ struct session {
 	uint8_t close_state;            /* the state session_close was called in */
 	uint8_t listener;               /* index of the listener it came in on */
 	uint8_t over_limit;             /* enum session_limit: refused once its CONNECT is read */
-	uint16_t flags;
+	uint32_t flags;
 	uint16_t write_pending;         /* bytes an unfinished SSL_write must be retried with */
 	int cfd;                        /* client socket, owned */
 	int ufd;                        /* broker socket, owned, -1 if none */
@@ -162,6 +165,36 @@ void session_log_close(const struct session *s);
 void session_log_refusal(const struct session *s, const char *reason, const char *detail);
 /* Logs why a TLS handshake failed (verify failures at warn, others at debug). */
 void session_log_handshake_failure(const struct session *s);
+
+/* ---- metrics and limits at accept (session_stats.c) ---------------------- */
+
+/* Counts a handshake that ended before completing, classified by |reason|. */
+void stats_handshake_failed(struct session *s, const char *reason);
+/* Counts a completed handshake: version, resumption, duration. */
+void stats_handshake_ok(struct session *s);
+/* Times the client's CONNACK (the broker's or mqtls's refusal), once. */
+void stats_connack(struct session *s);
+/* Counts an auth decision of the session's method with result |r|. */
+void stats_auth(struct session *s, enum auth_result_label r);
+/* The result label of a refusal reason the auth stage gave. */
+enum auth_result_label stats_auth_refusal(const char *reason);
+/* Checks a new client against --max-connections and the per-address
+ * limits; over one, sets s->over_limit (its CONNECT will be refused). */
+void limits_at_accept(struct session *s);
+
+/* ---- PROXY header (accept_proxy.c) ------------------------------------------ */
+
+enum header_step {
+	HEADER_WAIT,        /* incomplete: the socket will say when there is more */
+	HEADER_DONE,        /* read; s->addr is the client the header names */
+	HEADER_INVALID,     /* not a PROXY header, or malformed, or too long */
+	HEADER_CLOSED,      /* the peer closed before the header was complete */
+	HEADER_ERROR,       /* the socket failed */
+};
+
+/* Reads the balancer's PROXY v1/v2 header off the client socket, never a
+ * byte beyond it. */
+enum header_step proxy_header_read(struct session *s);
 
 /* ---- hub entry for stages (session.c) ---------------------------------- */
 

@@ -19,7 +19,7 @@ struct blk_cache *session_blocks(const struct session *s)
 }
 
 static const char *const state_names[] = {
-	"handshake", "await_connect", "authenticating", "upstream_connecting",
+	"proxy_header", "handshake", "await_connect", "authenticating", "upstream_connecting",
 	"forwarding", "closing", "dead",
 };
 
@@ -109,6 +109,16 @@ void session_list_unlink(struct session_list *l, struct session *s)
 struct session *session_list_next(const struct session *s)
 {
 	return s->next;
+}
+
+struct session *session_list_prev(const struct session *s)
+{
+	return s->prev;
+}
+
+int session_in_hello(const struct session *s)
+{
+	return s->state == S_PROXY_HEADER || (s->state == S_HANDSHAKE && !s->peer.hello_seen);
 }
 
 void session_free(struct session *s)

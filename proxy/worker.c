@@ -19,7 +19,11 @@
  * looks again for live-session events: bounds what a storm of new clients
  * adds to the latency of connected ones (a full handshake is ~0.4 ms). */
 #define HANDSHAKE_BUDGET 8
-/* A handshake younger than this is never evicted to make room. */
+/* At the handshake cap, the oldest handshake makes room for a new client:
+ * one that has not even completed its ClientHello after EVICT_SILENT_MS
+ * (a real client sends it right after connecting), else one that has not
+ * finished after EVICT_MIN_AGE_MS. */
+#define EVICT_SILENT_MS 100
 #define EVICT_MIN_AGE_MS 1000
 
 static void set_accepting(struct worker *w, int on)
@@ -37,15 +41,36 @@ static void set_accepting(struct worker *w, int on)
 
 /* Milliseconds until the oldest handshake may be evicted, or 0 if it may
  * be now (or there is none). */
+/* The handshake to drop for a new one (see EVICT_*), or NULL; then
+ * *wait_ms says when one may be (0: none in sight). The list is ordered by
+ * age, so the scan stops at the first one too young for either rule. */
+static struct session *eviction_candidate(const struct worker *w, uint64_t *wait_ms)
+{
+	uint64_t now = session_now_ms(), wait = 0;
+	struct session *s;
+
+	for (s = w->handshaking.tail; s; s = session_list_prev(s)) {
+		uint64_t age = now - session_started_ms(s);
+		uint64_t limit = session_in_hello(s) ? EVICT_SILENT_MS : EVICT_MIN_AGE_MS;
+
+		if (age >= limit)
+			return s;
+		if (wait == 0 || limit - age < wait)
+			wait = limit - age;
+		if (age < EVICT_SILENT_MS)
+			break;
+	}
+	*wait_ms = wait;
+	return NULL;
+}
+
+/* Milliseconds until a handshake may be evicted, or 0 if one may be now
+ * (or there is none). */
 static uint64_t eviction_wait_ms(const struct worker *w)
 {
-	const struct session *old = w->handshaking.tail;
-	uint64_t age;
+	uint64_t wait = 0;
 
-	if (old == NULL)
-		return 0;
-	age = session_now_ms() - session_started_ms(old);
-	return age >= EVICT_MIN_AGE_MS ? 0 : EVICT_MIN_AGE_MS - age;
+	return eviction_candidate(w, &wait) ? 0 : wait;
 }
 
 /*
@@ -60,11 +85,14 @@ static int handshake_slot(struct worker *w)
 {
 	const struct config *c = w->proxy->cfg;
 
+	struct session *victim;
+	uint64_t wait;
+
 	if (w->n_handshakes < c->max_handshakes)
 		return 1;
-	if (w->handshaking.tail == NULL || eviction_wait_ms(w) > 0)
+	if ((victim = eviction_candidate(w, &wait)) == NULL)
 		return 0;
-	session_close_now(w->handshaking.tail, "handshake_evicted");
+	session_close_now(victim, "handshake_evicted");
 	return w->n_handshakes < c->max_handshakes;
 }
 
@@ -120,22 +148,35 @@ static void log_refused_at_accept(struct worker *w, const struct sockaddr *sa)
 	w->refused_quiet = 0;
 }
 
+int worker_take_handshake_ip(struct worker *w, const struct sockaddr *sa)
+{
+	/* One address may not hold many handshake slots at once. */
+	uint64_t key = counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, sa);
+
+	if (counts_take(w->counts, key, (uint32_t)w->proxy->cfg->max_handshakes_per_ip))
+		return 1;
+	counter_add(&w->metrics.accept_refused[REFUSED_HANDSHAKES_PER_IP], 1);
+	log_refused_at_accept(w, sa);
+	return 0;
+}
+
 static struct session *adopt(struct worker *w, unsigned listener, int fd, const struct sockaddr *sa,
                              socklen_t len)
 {
 	struct session *s;
-	/* One address may not hold many handshake slots at once. */
-	uint64_t key = counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, sa);
+	/* Behind a load balancer (--accept-proxy) every socket comes from the
+	 * balancer: the session counts the client's address once its PROXY
+	 * header has told it (worker_take_handshake_ip). */
+	int proxied = w->proxy->cfg->accept_proxy != 0;
 
-	if (!counts_take(w->counts, key, (uint32_t)w->proxy->cfg->max_handshakes_per_ip)) {
-		counter_add(&w->metrics.accept_refused[REFUSED_HANDSHAKES_PER_IP], 1);
-		log_refused_at_accept(w, sa);
+	if (!proxied && !worker_take_handshake_ip(w, sa)) {
 		close(fd);
 		return NULL;
 	}
 	s = session_new(w, listener, fd, sa, len);
 	if (s == NULL) {
-		counts_give(w->counts, key);
+		if (!proxied)
+			counts_give(w->counts, counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, sa));
 		log_warn("cannot create a session: out of memory");
 		return NULL;
 	}
@@ -216,12 +257,13 @@ void worker_session_finished(struct worker *w, struct session *s)
 		set_accepting(w, 1);
 }
 
-void worker_handshake_done(struct worker *w, struct session *s)
+void worker_handshake_done(struct worker *w, struct session *s, int ip_counted)
 {
 	session_list_unlink(&w->handshaking, s);
 	session_list_push(&w->sessions, s);
 	w->n_handshakes--;
-	counts_give(w->counts, counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, session_peer(s)));
+	if (ip_counted)
+		counts_give(w->counts, counts_key_addr(w->counts, COUNT_HANDSHAKE_IP, session_peer(s)));
 	if (!w->accepting && !w->stopping && !over_limits(w))
 		set_accepting(w, 1);
 }

@@ -92,8 +92,13 @@ void worker_cleanup(struct worker *w);
 /* Moves finished |s| to the dead list; the worker frees it after the
  * current callback returns. */
 void worker_session_finished(struct worker *w, struct session *s);
-/* |s| left the TLS handshake (done or failed): frees its handshake slot and
- * its per-address count, and resumes accepting if that was the limit. */
-void worker_handshake_done(struct worker *w, struct session *s);
+/* |s| left the TLS handshake (done or failed): frees its handshake slot and,
+ * if |ip_counted|, its per-address count; resumes accepting if that was the
+ * limit. */
+void worker_handshake_done(struct worker *w, struct session *s, int ip_counted);
+/* Counts one more handshake for the client address |sa| (--max-handshakes-
+ * per-ip); returns 1, or 0 (counted nothing, logged, metric moved) when the
+ * address is at its limit. */
+int worker_take_handshake_ip(struct worker *w, const struct sockaddr *sa);
 
 #endif

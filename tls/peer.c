@@ -59,6 +59,7 @@ int tls_identity_kind_parse(const char *s, enum tls_identity_kind *out)
 void tls_peer_cleanup(struct tls_peer *peer)
 {
 	free(peer->identity);
+	free(peer->cn);
 	memset(peer, 0, sizeof(*peer));
 }
 
@@ -149,5 +150,7 @@ int tls_peer_verify_cb(int ok, X509_STORE_CTX *store)
 	 * now because only a hash of the chain is kept after the handshake. */
 	if (depth == 0 && peer->want_identity != TLS_ID_NONE && peer->identity == NULL)
 		peer->identity = copy_identity(X509_STORE_CTX_get_current_cert(store), peer->want_identity);
+	if (depth == 0 && peer->want_cn && peer->cn == NULL)
+		peer->cn = copy_cn(X509_STORE_CTX_get_current_cert(store));
 	return ok;
 }

@@ -21,6 +21,8 @@ struct tls_peer {
 	int verify_depth;
 	uint8_t want_identity;      /* enum tls_identity_kind, set before the handshake */
 	uint8_t hello_seen;         /* a complete ClientHello arrived */
+	uint8_t want_cn;            /* copy the CN too (for a PROXY v2 header), set before the handshake */
+	char *cn;                   /* owned; the verified leaf's CN if want_cn, or NULL */
 	char *identity;             /* owned; the wanted field of a verified leaf, or NULL */
 };
 
