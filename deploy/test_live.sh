@@ -57,6 +57,14 @@ wait_until() {
 	done
 }
 
+# One run at a time per machine: the compose file and the pod publish the
+# host's 8883, and podman names the pod's volumes after the manifest.
+exec 9>/tmp/mqtls-deploy-live.lock
+if ! flock -n 9; then
+	echo "# another deploy/test_live.sh runs on this machine: waiting for it"
+	flock -w 1200 9 || { echo "Bail out! the other run did not end within 20 minutes"; exit 1; }
+fi
+
 T=$(mktemp -d /tmp/mqtls-live.XXXXXX)
 chmod 0755 "$T"
 TAG=mqtls-live-$$
