@@ -56,17 +56,17 @@ static enum mqtt_follow_step inspect(struct mqtt_follow *f, const uint8_t *p, si
 	out->type = fr->type;
 	out->total_len = fr->total_len;
 	if (fr->type == MQTT_PUBLISH) {
-		r = mqtt_publish_parse(p, avail, f->version, &out->publish, &why);
+		/* The parser sees at most max_inspect bytes however many have
+		 * arrived, so that the verdict (too large, or refused for what
+		 * the header holds) never depends on how the stream was cut. */
+		r = mqtt_publish_parse(p, avail < f->max_inspect ? avail : f->max_inspect, f->version,
+		                       &out->publish, &why);
 		if (r == MQTT_PARSE_NEED_MORE) {
 			if (out->publish.need > f->max_inspect)
 				return too_large(f, out);
 			out->len = out->publish.need;
 			return MQTT_FOLLOW_NEED_MORE;
 		}
-		/* The limit holds however the bytes arrived, so that a
-		 * verdict never depends on how the stream was cut. */
-		if (r == MQTT_PARSE_OK && out->publish.header_len > f->max_inspect)
-			return too_large(f, out);
 		out->len = out->publish.header_len;
 	} else {
 		/* SUBSCRIBE and UNSUBSCRIBE are all header. */

@@ -91,18 +91,23 @@ static enum mqtt_parse_result read_property_block(struct parse *p, struct slice 
 	struct cursor t = p->c;
 	size_t left = cursor_left(&p->c), i;
 	uint32_t len;
-	uint8_t b = 0x80;
+	uint8_t b;
 
 	/* Is the varint complete in the window? Its last byte has the high
-	 * bit clear, within four bytes (1.5.5). */
-	for (i = 0; i < 4 && i < left && (b & 0x80); i++)
+	 * bit clear, within four bytes (1.5.5). If every byte here has it
+	 * set, exactly one more byte is needed: asking for more could make a
+	 * caller's size limit refuse a header that fits it. */
+	for (i = 0; i < 4 && i < left; i++) {
 		(void)cursor_u8(&t, &b);
-	if ((b & 0x80) && i < 4) {
-		size_t want = p->total - pos(p) < 4 ? p->total - pos(p) : 4;
+		if ((b & 0x80) == 0)
+			break;
+	}
+	if (i < 4 && i == left) {
+		size_t end = pos(p) + left + 1;
 
-		if (left >= want)   /* the packet ends inside the varint */
+		if (end > p->total)   /* the packet ends inside the varint */
 			return fail(p, MQTT_PARSE_MALFORMED, "[5.0 3.3.2.3.1] property length truncated");
-		p->out->need = pos(p) + want;
+		p->out->need = end;
 		return MQTT_PARSE_NEED_MORE;
 	}
 	if (!cursor_varint(&p->c, &len))

@@ -371,6 +371,28 @@ static void test_follow_refuses_a_publish_header_larger_than_the_inspection_limi
 	}
 }
 
+static void test_follow_inspects_a_header_exactly_at_the_limit_at_every_split(void **state)
+{
+	static struct stream s;
+	static struct run r;
+	size_t cut, limit;
+
+	(void)state;
+	/* A 5.0 PUBLISH whose header (fixed header, topic, packet id, empty
+	 * property length) is 23 bytes, with a payload after it: the limit
+	 * of 23 must admit it however the bytes arrive. */
+	memset(&s, 0, sizeof(s));
+	add_publish(&s, 1, 1, "ok/seventeen-chr", 40);
+	limit = 2 + 2 + 16 + 2 + 1;
+	for (cut = 1; cut < s.all.n; cut++) {
+		run_cut(&s.all, 5, limit, &cut, 1, &r);
+		expect_clean(&s, &r);
+		assert_true(r.max_contig <= limit);
+	}
+	run_cut(&s.all, 5, limit - 1, NULL, 0, &r);
+	assert_int_equal(r.last, MQTT_FOLLOW_TOO_LARGE);
+}
+
 static void test_follow_refuses_a_malformed_publish_at_every_split(void **state)
 {
 	static struct stream s;
@@ -469,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_follow_inspects_a_large_publish_with_only_its_header_contiguous),
 		cmocka_unit_test(test_follow_refuses_a_subscribe_larger_than_the_inspection_limit),
 		cmocka_unit_test(test_follow_refuses_a_publish_header_larger_than_the_inspection_limit),
+		cmocka_unit_test(test_follow_inspects_a_header_exactly_at_the_limit_at_every_split),
 		cmocka_unit_test(test_follow_refuses_a_malformed_publish_at_every_split),
 		cmocka_unit_test(test_follow_refuses_a_fifth_remaining_length_byte_and_stays_refused),
 		cmocka_unit_test(test_follow_inspects_again_when_no_decision_was_made),

@@ -310,6 +310,31 @@ static void test_publish_v5_refuses_a_packet_that_ends_inside_the_property_lengt
 	expect_refused(&pk, 5, MQTT_PARSE_MALFORMED, "property length truncated");
 }
 
+static void test_publish_v5_asks_for_one_more_byte_of_an_unfinished_property_length(void **state)
+{
+	struct pkt body = { .n = 0 }, pk;
+	struct mqtt_publish m;
+	struct pkt props = { .n = 0 };
+
+	(void)state;
+	/* 200 bytes of properties: a two-byte Property Length. */
+	for (int i = 0; i < 20; i++) {
+		p_u8(&props, 0x26);
+		p_str(&props, "k");
+		p_str(&props, "vvv");
+	}
+	p_str(&body, "t");
+	p_props(&body, &props);
+	p_frame(&pk, 0x30, &body);
+	/* Fixed header 3 bytes, topic 3: the varint starts at 6. */
+	assert_int_equal(mqtt_publish_parse(pk.b, 6, 5, &m, NULL), MQTT_PARSE_NEED_MORE);
+	assert_int_equal(m.need, 7);
+	assert_int_equal(mqtt_publish_parse(pk.b, 7, 5, &m, NULL), MQTT_PARSE_NEED_MORE);
+	assert_int_equal(m.need, 8);
+	assert_int_equal(mqtt_publish_parse(pk.b, 8, 5, &m, NULL), MQTT_PARSE_NEED_MORE);
+	assert_int_equal(m.need, 8 + props.n);
+}
+
 static void test_publish_refuses_a_topic_that_runs_past_the_packet(void **state)
 {
 	struct pkt body = { .n = 0 }, pk;
@@ -492,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_publish_v5_refuses_properties_that_run_past_the_packet),
 		cmocka_unit_test(test_publish_v5_refuses_a_non_minimal_property_length),
 		cmocka_unit_test(test_publish_v5_refuses_a_packet_that_ends_inside_the_property_length),
+		cmocka_unit_test(test_publish_v5_asks_for_one_more_byte_of_an_unfinished_property_length),
 		cmocka_unit_test(test_publish_refuses_a_topic_that_runs_past_the_packet),
 		cmocka_unit_test(test_publish_refuses_a_missing_packet_identifier_on_qos_1),
 		cmocka_unit_test(test_publish_refuses_another_packet_type),
