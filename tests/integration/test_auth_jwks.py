@@ -10,6 +10,7 @@ the "jwks status=..." lines mqtls logs, and "no further fetch" is checked
 against mqtls's own count of fetches, which includes every one that ended."""
 import json
 import signal
+import socket
 import threading
 import urllib.request
 import uuid
@@ -17,6 +18,7 @@ import uuid
 import auth_env as A
 import auth_idp as I
 import auth_jwt as J
+import mqttwire as w
 from harness import check, free_port, parse_kv, test, wait_until
 
 RSA1 = ("rsa", "idp-rsa-1")
@@ -370,3 +372,45 @@ def jwks_options_are_checked_at_startup(ctx):
     for args, want in cases:
         rc, out, err = ctx.run_mqtls(*(base + args))
         check(rc == 2 and want in err, "%r: rc=%d stderr=%r (want %r)" % (args, rc, err, want))
+
+
+# -- waiting checks and shutdown ---------------------------------------------------------
+
+@test(timeout=40)
+def jwks_a_check_waiting_for_a_fetch_leaves_with_its_client_and_at_shutdown(ctx):
+    idp = I.Idp(ctx, max_age=1)
+    k1 = _key(RSA1)
+    idp.set_keys([(k1, "k1", "RS256")])
+    b = A.auth_broker(ctx)
+    port = free_port()
+    m = _mqtls(ctx, b, idp, "--jwt-jwks-refresh", "1..3600", "--metrics", "127.0.0.1:%d" % port,
+               "--drain-timeout", "0")
+    _status(m, "loaded", kids="k1")
+    # The provider now accepts connections and never answers: the next
+    # refresh hangs (for up to 10 s), and a check for an unknown kid waits.
+    idp.stop()
+    hole = socket.socket()
+    hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hole.bind(("127.0.0.1", idp.port))
+    hole.listen(8)
+    hole.settimeout(5)
+    held = hole.accept()[0]       # the refresh is under way
+    ctx.note_socket(held)
+    ctx.note_socket(hole)
+
+    def depth():
+        return _metrics(port)["mqtls_auth_queue_depth"]
+
+    def waiting_client(cid):
+        s = ctx.tls_connect(m)
+        s.sendall(w.connect(4, client_id=cid, username="token", password=I.token(k1, "kx")))
+        wait_until(lambda: depth() == 1, 5, "the check of %s waiting in the queue" % cid)
+        return s
+    s = waiting_client("waits-1")
+    s.close()
+    wait_until(lambda: depth() == 0, 5, "the departed client's check leaving the queue")
+    waiting_client("waits-2")
+    # SIGTERM while a check waits: the fetch is abandoned, the check comes
+    # home, and everything is freed (the ASan build reports leaks at exit).
+    rc = m.stop(signal.SIGTERM, timeout=5)
+    check(rc == 0, "mqtls exited with %r" % rc)

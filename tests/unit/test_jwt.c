@@ -480,6 +480,88 @@ static void test_ecdsa_signature_in_der_form_is_refused(void **s)
 	jwt_keyset_free(ks);
 }
 
+/* Two sets verify as one: a static key beside an identity provider's. */
+static enum jwt_result verify_sets(const struct jwt_keyset *a, const struct jwt_keyset *b,
+				   const char *token, int *kid_absent)
+{
+	const struct jwt_keyset *sets[2] = { a, b };
+	struct jwt_claims c;
+	char why[256];
+	enum jwt_result r = jwt_verify_sets(sets, 2, token, strlen(token), TEST_NOW, NULL, &c,
+					    kid_absent, why, sizeof(why));
+
+	assert_why_is_clean(why, token);
+	jwt_claims_cleanup(&c);
+	return r;
+}
+
+static void test_two_key_sets_verify_as_one(void **s)
+{
+	char *a = jwk_of(K.ec256, NULL, 0, "\"kid\":\"static\"");
+	char *b = jwk_of(K.rsa, NULL, 0, "\"kid\":\"idp\"");
+	char jwks[8192];
+	struct jwt_keyset *st, *idp;
+	char *by_static, *by_idp;
+	int absent = 7;
+
+	snprintf(jwks, sizeof(jwks), "{\"keys\":[%s]}", a);
+	st = keyset_from(jwks);
+	snprintf(jwks, sizeof(jwks), "{\"keys\":[%s]}", b);
+	idp = keyset_from(jwks);
+	by_static = make_token("ES256", K.ec256, NULL, 0, "{\"alg\":\"ES256\",\"kid\":\"static\"}", STD_CLAIMS);
+	by_idp = make_token("RS256", K.rsa, NULL, 0, "{\"alg\":\"RS256\",\"kid\":\"idp\"}", STD_CLAIMS);
+	assert_int_equal(verify_sets(st, idp, by_static, &absent), JWT_OK);
+	assert_int_equal(absent, 0);
+	assert_int_equal(verify_sets(st, idp, by_idp, NULL), JWT_OK);
+	/* A missing set (no keys fetched yet) is skipped. */
+	assert_int_equal(verify_sets(st, NULL, by_static, NULL), JWT_OK);
+	assert_int_equal(verify_sets(NULL, idp, by_idp, NULL), JWT_OK);
+	assert_int_equal(verify_sets(st, NULL, by_idp, &absent), JWT_UNKNOWN_KID);
+	assert_int_equal(absent, 1);
+	free(a);
+	free(b);
+	free(by_static);
+	free(by_idp);
+	jwt_keyset_free(st);
+	jwt_keyset_free(idp);
+}
+
+/* Only a kid that no key has may be newer than our copy of the provider's
+ * keys; a kid naming a key of another type, or a bad signature, is not. */
+static void test_kid_absent_only_when_no_key_has_the_kid(void **s)
+{
+	char *a = jwk_of(K.rsa, NULL, 0, "\"kid\":\"r\"");
+	char *e = jwk_of(K.ec256, NULL, 0, "\"kid\":\"e\"");
+	char jwks[16384];
+	struct jwt_keyset *idp, *pem;
+	char *other_type, *unknown, *forged;
+	EVP_PKEY *newer = gen_ec(NID_X9_62_prime256v1);
+	int absent;
+
+	snprintf(jwks, sizeof(jwks), "{\"keys\":[%s,%s]}", a, e);
+	idp = keyset_from(jwks);
+	pem = pem_keyset(K.ec256);      /* no kid: tried for any */
+	other_type = make_token("ES256", K.ec256, NULL, 0, "{\"alg\":\"ES256\",\"kid\":\"r\"}", STD_CLAIMS);
+	unknown = make_token("ES256", newer, NULL, 0, "{\"alg\":\"ES256\",\"kid\":\"new\"}", STD_CLAIMS);
+	forged = make_token("RS256", K.rsa, NULL, 0, "{\"alg\":\"RS256\",\"kid\":\"r\"}", STD_CLAIMS);
+	forged[strlen(forged) - 3] ^= 1;
+	assert_int_equal(verify_sets(idp, NULL, other_type, &absent), JWT_UNKNOWN_KID);
+	assert_int_equal(absent, 0);
+	/* The kid-less static key was tried and failed, yet the kid is new. */
+	assert_int_equal(verify_sets(pem, idp, unknown, &absent), JWT_UNKNOWN_KID);
+	assert_int_equal(absent, 1);
+	assert_int_equal(verify_sets(pem, idp, forged, &absent), JWT_BAD_SIGNATURE);
+	assert_int_equal(absent, 0);
+	free(a);
+	free(e);
+	free(other_type);
+	free(unknown);
+	free(forged);
+	EVP_PKEY_free(newer);
+	jwt_keyset_free(idp);
+	jwt_keyset_free(pem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -512,6 +594,8 @@ int main(void)
 		cmocka_unit_test(test_token_over_the_length_limit_is_refused_unread),
 		cmocka_unit_test(test_kid_selects_the_key_from_a_jwks),
 		cmocka_unit_test(test_ecdsa_signature_in_der_form_is_refused),
+		cmocka_unit_test(test_two_key_sets_verify_as_one),
+		cmocka_unit_test(test_kid_absent_only_when_no_key_has_the_kid),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -268,6 +268,57 @@ static void test_load_reports_the_path_of_a_missing_file(void **s)
 	assert_non_null(strstr(err, "/nonexistent/jwt.pem"));
 }
 
+static struct jwt_keyset *parse_jwks(const char *text, char *err, size_t errlen)
+{
+	return jwt_keyset_parse_jwks((const uint8_t *)text, strlen(text), err, errlen);
+}
+
+static void assert_jwks_refused(const char *text, const char *needle)
+{
+	char err[256] = "";
+
+	assert_null(parse_jwks(text, err, sizeof(err)));
+	if (strstr(err, needle) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\"", err, needle);
+}
+
+/* A published JWK Set: signature keys only, never a secret (anyone could
+ * read it), never anything but {"keys": [...]}. */
+static void test_published_jwks_skips_secrets_and_takes_only_a_set(void **state)
+{
+	char *ec = jwk_of(K.ec256, NULL, 0, "\"kid\":\"e\"");
+	char *oct = jwk_of(NULL, K.secret, sizeof(K.secret), "\"kid\":\"h\"");
+	char text[8192], err[256];
+	struct jwt_keyset *ks;
+
+	snprintf(text, sizeof(text), "{\"keys\":[%s,%s]}", oct, ec);
+	ks = parse_jwks(text, err, sizeof(err));
+	if (ks == NULL)
+		fail_msg("refused: %s", err);
+	assert_int_equal(jwt_keyset_count(ks), 1);
+	assert_string_equal(jwt_keyset_get0(ks, 0)->kid, "e");
+	jwt_keyset_free(ks);
+	snprintf(text, sizeof(text), "{\"keys\":[%s]}", oct);
+	assert_jwks_refused(text, JWT_KEYS_NONE_USABLE);
+	/* A bare JWK is a file format, not what a provider publishes. */
+	assert_jwks_refused(ec, "no \"keys\" array");
+	free(ec);
+	free(oct);
+}
+
+static void test_published_jwks_is_never_pem_or_a_secret(void **state)
+{
+	char pem[8192] = "";
+
+	pem_append(pem, sizeof(pem), K.ec256);
+	assert_jwks_refused(pem, "JSON");
+	/* An error page must not become an HMAC secret. */
+	assert_jwks_refused("<html><body>502 Bad Gateway - upstream timed out</body></html>", "JSON");
+	assert_jwks_refused("{\"keys\": \"nope\"}", "no \"keys\" array");
+	assert_jwks_refused("{\"keys\": []}", JWT_KEYS_NONE_USABLE);
+	assert_jwks_refused("", "JSON");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +332,8 @@ int main(void)
 		cmocka_unit_test(test_hmac_secret_file_loses_one_trailing_newline),
 		cmocka_unit_test(test_short_hmac_secret_is_refused_without_being_quoted),
 		cmocka_unit_test(test_load_reports_the_path_of_a_missing_file),
+		cmocka_unit_test(test_published_jwks_skips_secrets_and_takes_only_a_set),
+		cmocka_unit_test(test_published_jwks_is_never_pem_or_a_secret),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

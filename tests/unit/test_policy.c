@@ -847,6 +847,134 @@ static void test_policy_costs_every_jwt_as_slow_and_a_certificate_as_free(void *
 	assert_int_equal(auth_cost_us(f->m, AUTH_ANONYMOUS, &f->req), 0);
 }
 
+/* ---- keys from an identity provider ---- */
+
+#define IDP_URL "https://idp.example/realms/mqtt/protocol/openid-connect/certs"
+
+/* A fetched key set, as the JWKS fetcher would install it: one P-256 key
+ * with kid "idp". The caller drops the reference; *pkey is the signing key. */
+static struct jwks_keys *fetched_keys(EVP_PKEY **pkey)
+{
+	struct jwks_keys *k = calloc(1, sizeof(*k));
+	char *jwk, text[4096], err[200];
+
+	assert_non_null(k);
+	*pkey = gen_ec(NID_X9_62_prime256v1);
+	jwk = jwk_of(*pkey, NULL, 0, "\"kid\":\"idp\"");
+	snprintf(text, sizeof(text), "{\"keys\":[%s]}", jwk);
+	free(jwk);
+	k->set = jwt_keyset_parse_jwks((const uint8_t *)text, strlen(text), err, sizeof(err));
+	assert_non_null(k->set);
+	k->refs = 1;
+	k->gen = 1;
+	return k;
+}
+
+static char *es256_token(EVP_PKEY *pkey, const char *kid)
+{
+	char header[128];
+
+	snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"kid\":\"%s\"}", kid);
+	return make_token("ES256", pkey, NULL, 0, header, "{\"sub\":\"dev-9\",\"exp\":1700000600}");
+}
+
+static void test_policy_jwks_url_alone_enables_jwt(void **state)
+{
+	struct fixture *f = *state;
+
+	f->cfg.jwt_jwks_url = IDP_URL;
+	load_ok(f);
+	assert_order(f->m, 1, AUTH_JWT, AUTH_NONE, AUTH_NONE);
+	assert_true(f->m->jwks);
+	assert_null(f->m->jwt);
+	assert_int_equal(select_for(f, NULL, "eyJh.eyJi.c2ln", NULL), AUTH_JWT);
+	auth_material_unref(f->m);
+	f->cfg.auth = "jwt";
+	f->cfg.jwt_jwks_url = NULL;
+	f->cfg.jwt_discovery = 1;
+	f->cfg.jwt_issuer = "https://idp.example/realms/mqtt";
+	load_ok(f);
+	assert_true(f->m->jwks);
+}
+
+/* No keys fetched yet: the token may well be good, so the client hears
+ * "server unavailable" rather than "bad credentials". */
+static void test_policy_without_fetched_keys_a_token_is_server_unavailable(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *pkey;
+	struct jwks_keys *k = fetched_keys(&pkey);
+	char *tok = es256_token(pkey, "idp");
+
+	f->cfg.jwt_jwks_url = IDP_URL;
+	load_ok(f);
+	request(f, "c1", NULL, tok, NULL);
+	assert_int_equal(run(f, TEST_NOW), AUTH_UNAVAILABLE);
+	assert_detail_has(f, "no keys from the identity provider yet");
+	assert_false(f->res.refetch);
+	request(f, "c1", NULL, tok, NULL);
+	f->req.jwks = jwks_keys_ref(k);
+	assert_int_equal(run(f, TEST_NOW), AUTH_OK);
+	assert_string_equal(f->res.identity, "dev-9");
+	free(tok);
+	jwks_keys_unref(k);
+	EVP_PKEY_free(pkey);
+}
+
+/* A kid no key has asks for a refetch; a bad signature does not. */
+static void test_policy_unknown_kid_of_fetched_keys_asks_for_a_refetch(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *pkey, *other = gen_ec(NID_X9_62_prime256v1);
+	struct jwks_keys *k = fetched_keys(&pkey);
+	char *unknown = es256_token(pkey, "rotated"), *forged = es256_token(other, "idp");
+
+	f->cfg.jwt_jwks_url = IDP_URL;
+	load_ok(f);
+	request(f, "c1", NULL, unknown, NULL);
+	f->req.jwks = jwks_keys_ref(k);
+	assert_int_equal(run(f, TEST_NOW), AUTH_BAD_CREDENTIALS);
+	assert_true(f->res.refetch);
+	assert_detail_has(f, "unknown key id");
+	request(f, "c1", NULL, forged, NULL);
+	f->req.jwks = jwks_keys_ref(k);
+	assert_int_equal(run(f, TEST_NOW), AUTH_BAD_CREDENTIALS);
+	assert_false(f->res.refetch);
+	free(unknown);
+	free(forged);
+	jwks_keys_unref(k);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_free(other);
+}
+
+/* A static emergency key beside the provider's works with or without them. */
+static void test_policy_static_keys_work_beside_the_fetched_ones(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *pkey;
+	struct jwks_keys *k = fetched_keys(&pkey);
+	char *by_static = token("{\"sub\":\"sensor-9\",\"exp\":1700000600}");
+	char *by_idp = es256_token(pkey, "idp");
+
+	with_jwt(f);
+	f->cfg.jwt_jwks_url = IDP_URL;
+	load_ok(f);
+	assert_order(f->m, 1, AUTH_JWT, AUTH_NONE, AUTH_NONE);
+	request(f, "c1", NULL, by_static, NULL);
+	assert_int_equal(run(f, TEST_NOW), AUTH_OK);
+	request(f, "c1", NULL, by_static, NULL);
+	f->req.jwks = jwks_keys_ref(k);
+	assert_int_equal(run(f, TEST_NOW), AUTH_OK);
+	request(f, "c1", NULL, by_idp, NULL);
+	f->req.jwks = jwks_keys_ref(k);
+	assert_int_equal(run(f, TEST_NOW), AUTH_OK);
+	assert_string_equal(f->res.identity, "dev-9");
+	free(by_static);
+	free(by_idp);
+	jwks_keys_unref(k);
+	EVP_PKEY_free(pkey);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -895,6 +1023,10 @@ int main(void)
 		T(test_policy_require_clientid_match_refuses_another_client_id),
 		T(test_policy_require_clientid_match_applies_to_jwt_subjects),
 		T(test_policy_costs_every_jwt_as_slow_and_a_certificate_as_free),
+		T(test_policy_jwks_url_alone_enables_jwt),
+		T(test_policy_without_fetched_keys_a_token_is_server_unavailable),
+		T(test_policy_unknown_kid_of_fetched_keys_asks_for_a_refetch),
+		T(test_policy_static_keys_work_beside_the_fetched_ones),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
