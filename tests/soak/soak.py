@@ -551,9 +551,15 @@ class Soak:
                 if level == "error":
                     errors.append(line)
                 elif level == "warn":
-                    if (re.match(r"broker \S+ unreachable: ", msg)
-                            and any(lo <= t <= hi for lo, hi in windows)):
+                    # mqtls rate-limits warnings: the lines of one kind it held
+                    # back are summed up in a "repeated count=N event=<first
+                    # word>" line written just before the next line of that kind.
+                    rep = re.match(r"repeated count=(\d+) event=broker$", msg)
+                    in_window = any(lo <= t <= hi for lo, hi in windows)
+                    if re.match(r"broker \S+ unreachable: ", msg) and in_window:
                         ok_warns += 1
+                    elif rep and in_window:
+                        ok_warns += int(rep.group(1))
                     else:
                         bad_warns.append(line)
                 elif msg.startswith("close "):
@@ -627,7 +633,8 @@ class Soak:
                     100.0 * (self.rss_after - self.rss_before) / max(1, self.rss_before),
                     max((kb for _, kb in self.rss_samples), default=0), self.cpu_mqtls,
                     self.cpu_before))
-        self.say("mqtls log: close reasons %s; %d expected 'broker unreachable' warnings"
+        self.say("mqtls log: close reasons %s; %d expected 'broker unreachable' warnings "
+                 "(counting those mqtls summed up in 'repeated' lines)"
                  % (self.close_reasons, self.ok_warns))
         self.say("client totals: %d connect attempts, %d CONNACK 0, %d TLS resumptions"
                  % (t["attempts"], t["connacks_ok"], t["resumed"]))
@@ -680,7 +687,8 @@ class Soak:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=600, help="hold time once all are connected")
-    ap.add_argument("--clients", type=int, default=9000, help="TLS clients (half publishers)")
+    ap.add_argument("--clients", type=int, default=int(os.environ.get("SOAK_CLIENTS", 9000)),
+                    help="TLS clients, half publishers [$SOAK_CLIENTS or 9000]")
     ap.add_argument("--procs", type=int, default=3, help="client processes")
     ap.add_argument("--restarts", type=int, default=2)
     ap.add_argument("--signals", default="TERM,KILL",
