@@ -2,7 +2,8 @@
  * libFuzzer target for what the ACL reads of a client's stream: the
  * PUBLISH header parser (mqtt/publish.c), the SUBSCRIBE/UNSUBSCRIBE parser
  * and its re-written subset (mqtt/subscribe.c), the packet follower
- * (mqtt/follow.c) and topic matching (mqtt/topic.c).
+ * (mqtt/follow.c), topic matching (mqtt/topic.c) and the SUBACK the
+ * client gets (mqtt/ack.c).
  *
  * Input: an options byte (protocol level, cut position, inspection limit),
  * then a client->broker byte stream. Checked, beyond memory safety: the
@@ -10,12 +11,13 @@
  * verdict from any prefix; a parsed SUBSCRIBE walks to exactly its count
  * and its subset re-parses to the kept filters; the follower forwards,
  * drops and inspects the same bytes however the stream is cut; coverage
- * implies overlap.
+ * implies overlap; a SUBACK that parses is written back identically.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mqtt/ack.h"
 #include "mqtt/follow.h"
 #include "mqtt/packet.h"
 #include "mqtt/publish.h"
@@ -141,6 +143,30 @@ static void check_subscribe(const uint8_t *data, size_t size, uint8_t version, u
 	free(pkt);
 }
 
+static void check_suback(const uint8_t *data, size_t size, uint8_t version)
+{
+	struct mqtt_frame f;
+	struct mqtt_suback s;
+	uint8_t *pkt, *out;
+	size_t n;
+
+	if (mqtt_frame_parse(data, size, size, &f) != MQTT_FRAME_OK || f.total_len > size)
+		return;
+	if ((pkt = malloc(f.total_len)) == NULL)
+		return;
+	memcpy(pkt, data, f.total_len);
+	if (mqtt_suback_parse(pkt, f.total_len, version, &s, NULL) == MQTT_PARSE_OK &&
+	    (out = malloc(f.total_len)) != NULL) {
+		n = mqtt_suback_write(version, s.packet_id, s.properties, s.codes.ptr, s.codes.len, out,
+		                      f.total_len);
+		/* Parsing admits only minimal varints: the same bytes. */
+		if (n != 0 && (n != f.total_len || memcmp(out, pkt, n) != 0))
+			abort();
+		free(out);
+	}
+	free(pkt);
+}
+
 struct follow_run {
 	uint8_t *fwd;
 	size_t nfwd, dropped, inspections;
@@ -240,6 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	check_publish(data, size, version);
 	check_subscribe(data, size, version, opt);
+	check_suback(data, size, version);
 
 	at = (size_t)(opt >> 4) * (size + 1) / 16;
 	follow(data, size, 0, version, max_inspect, &whole);

@@ -118,6 +118,8 @@ def publish_seeds():
         "qos2_dup": bytes([v4 | 0x80]) + publish(0x0C, b"q/2", 77, payload=b"abc"),
         "v5_sub_id_in_publish": bytes([v5]) + publish(0, b"t", None, b"\x0b\x01"),
         "mqtt31_publish": bytes([0x00]) + publish(2, b"old/client", 3, payload=b"1"),
+        "suback_v311": bytes([v4]) + mqtt(0x90, b"\x00\x09\x01\x80"),
+        "suback_v5": bytes([v5]) + mqtt(0x90, b"\x00\x09\x04\x1f\x00\x01x\x00\x87"),
     }
 
 
