@@ -194,7 +194,6 @@ static void session_finish(struct session *s)
 	if ((s->flags & F_TLS_DONE) && !(s->flags & F_CLIENT_DEAD))
 		tls_close_notify(s->ssl);
 	leave_handshake_count(s);
-	session_log_close(s);
 	counter_add(&m->closed[metrics_close_reason(s->close_reason)], 1);
 	counter_add(&m->connections_active[s->listener], (uint64_t)-1);
 	if (s->flags & F_IP_COUNTED)
@@ -210,6 +209,9 @@ static void session_finish(struct session *s)
 	if (s->cfd >= 0)
 		close(s->cfd);
 	s->cfd = -1;
+	/* Logged once the sockets are closed: whoever reads the line may count
+	 * on the descriptors being gone. */
+	session_log_close(s);
 	s->state = S_DEAD;
 	worker_session_finished(s->w, s);
 }

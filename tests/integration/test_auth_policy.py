@@ -381,6 +381,8 @@ def unknown_user_takes_as_long_as_a_wrong_password(ctx):
     unknown = sorted(timed("nobody-%d" % i) for i in range(3))[1]
     ctx.notes.append("median refusal: wrong password %.3fs, unknown user %.3fs"
                      % (wrong, unknown))
-    check(wrong > 0.1, "a wrong password was refused in %.3fs: the check is not slow" % wrong)
+    # 210,000 PBKDF2-SHA512 iterations take 80-130 ms on these machines; an
+    # inline check of a cheap hash takes well under 5 ms.
+    check(wrong > 0.05, "a wrong password was refused in %.3fs: the check is not slow" % wrong)
     check(unknown > 0.6 * wrong, "an unknown user was refused in %.3fs, a wrong password in "
           "%.3fs: user names can be told apart by timing" % (unknown, wrong))

@@ -230,14 +230,14 @@ def max_conn_per_ip_refuses_the_extra_connection_with_a_connack(ctx):
     _, _, v5 = _connack(ctx, m, 5, client_id="ip-extra5")
     check(v4 == 3 and v5 == 0x97, "over the limit got CONNACK %r (3.1.1) and %r (5.0), want 3 and 0x97"
           % (v4, v5))
+    v = _samples(_get(port, "/metrics")[1])
+    check(v['mqtls_connections_refused_total{reason="conn_per_ip"}'] == 2, "metric %r" % v)
     reasons = [c.get("reason") for c in m.wait_close(2)]
     check(reasons.count("conn_per_ip") == 2, "close reasons %r" % reasons)
     check("ip-extra4" not in b.clients(), "the refused client reached the broker")
     # One leaves: there is room again.
     keep[0][0].close()
     wait_until(lambda: _connack(ctx, m, 4, client_id="ip-again")[2] == 0, 5, "room after a client left")
-    v = _samples(_get(port, "/metrics")[1])
-    check(v['mqtls_connections_refused_total{reason="conn_per_ip"}'] == 2, "metric %r" % v)
 
 
 @test
