@@ -354,14 +354,20 @@ static int park(struct auth_job *j)
  * everybody else. Takes the counts on success (release_queue gives them
  * back).
  */
-static int admit_to_queue(struct worker *w, struct auth_job *j, const struct session *s)
+static int admit_to_queue(struct worker *w, struct auth_job *j, const struct session *s, uint32_t cost_us)
 {
 	const struct config *c = w->proxy->cfg;
 	size_t held = sizeof(*j) + j->pkt_len;
-	uint64_t ip, user = 0;
+	uint64_t ip = 0, user = 0;
 
 	if (w->auth_jobs >= c->max_auth_queue || w->auth_bytes + held > AUTH_QUEUE_BYTES)
 		return 0;
+	/* The per-address and per-user caps are for checks that each hold a
+	 * pool thread for a long time (password hashes): a signature check is
+	 * on the pool only so as not to stall a loop, and a fleet behind one
+	 * NAT logging in with tokens must not be refused for it. */
+	if (cost_us < AUTH_EXPENSIVE_US)
+		goto admitted;
 	ip = counts_key_addr(w->counts, COUNT_AUTH_IP, &s->addr.sa);
 	if (!counts_take(w->counts, ip, (uint32_t)c->max_auth_per_ip))
 		return 0;
@@ -372,6 +378,7 @@ static int admit_to_queue(struct worker *w, struct auth_job *j, const struct ses
 			return 0;
 		}
 	}
+admitted:
 	j->w = w;
 	j->ip_key = ip;
 	j->user_key = user;
@@ -446,6 +453,7 @@ enum auth_step session_auth_finish(struct session *s)
 enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *c, const uint8_t *pkt,
                                   size_t len)
 {
+	uint32_t cost;
 	struct auth_material *m = proxy_get_auth(s->w->proxy);
 	struct auth_job *j = NULL;
 
@@ -479,8 +487,9 @@ enum auth_step session_auth_start(struct session *s, const struct mqtt_connect *
 	}
 	j->now = (int64_t)time(NULL);
 	j->s = s;
-	if (auth_cost_us(j->m, j->method, &j->req) > AUTH_CHEAP_US && s->w->proxy->pool) {
-		if (!admit_to_queue(s->w, j, s)) {
+	cost = auth_cost_us(j->m, j->method, &j->req);
+	if (cost > AUTH_CHEAP_US && s->w->proxy->pool) {
+		if (!admit_to_queue(s->w, j, s, cost)) {
 			/* Refused at once: waiting would only hold memory and a
 			 * connection, and the client may retry later. */
 			log_server_busy(s, j);

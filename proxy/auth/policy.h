@@ -117,6 +117,9 @@ enum auth_method auth_select(const struct auth_material *m, const struct auth_re
 /* Checks estimated above this many microseconds run on the pool, not on
  * an event loop. */
 #define AUTH_CHEAP_US 150
+/* Checks estimated above this hold a pool thread long enough (password
+ * hashes) to be limited per client address and per user name. */
+#define AUTH_EXPENSIVE_US 2000
 
 /* Estimated CPU time of auth_run for this request, in microseconds, so the
  * caller can move slow checks off its event loop. */
