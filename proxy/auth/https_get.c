@@ -99,7 +99,9 @@ static enum https_result wait_fd(struct req *q, int fd, short events, uint64_t d
 }
 
 /* A TCP connection to one of |u|'s addresses, tried in turn, each within
- * the connect timeout. Returns the descriptor, or -1 with *r set. */
+ * the connect timeout. Returns the descriptor, or -1 with *r set. Name
+ * resolution is the system resolver's, bounded by its own timeout and
+ * attempts (resolv.conf), not by ours. */
 static int tcp_connect(struct req *q, const struct https_url *u, enum https_result *r)
 {
 	struct addrinfo hints, *res = NULL, *ai;

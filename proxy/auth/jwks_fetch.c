@@ -41,7 +41,7 @@ struct jwks_fetch {
 	uint32_t retry_s;               /* the last failure's retry delay, 0 after a success */
 	struct jwks_keys *keys;         /* owned reference, or NULL */
 	uint64_t gen;                   /* of |keys|; 0 before the first */
-	struct jwks_waiter *waiters;
+	struct jwks_waiter *waiters;    /* borrowed: parked checks, until woken or taken back */
 	char url_text[HTTPS_MAX_URL];   /* the JWK Set's, for logs */
 
 	/* The fetcher thread's own. */
