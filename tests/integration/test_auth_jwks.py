@@ -9,8 +9,10 @@ Nothing waits a fixed time: a fetch is observed in nginx's access log or in
 the "jwks status=..." lines mqtls logs, and "no further fetch" is checked
 against mqtls's own count of fetches, which includes every one that ended."""
 import json
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 import urllib.request
 import uuid
@@ -63,9 +65,15 @@ def _refused(ctx, m, b, tok, code, reason, detail=None, version=4, cid="refused"
                             barrier=False, username="token", password=tok)
 
 
-def _metrics(port):
+def _metrics(port, promtool=False):
+    """{'name{labels}': value} scraped from /metrics (checked by promtool
+    when asked and installed)."""
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
         text = r.read().decode()
+    if promtool and shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        check(p.returncode == 0, "promtool check metrics:\n%s" % p.stdout.decode())
     out = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -142,7 +150,7 @@ def jwks_unknown_kid_refetches_once_and_the_waiting_login_is_admitted(ctx):
           % idp.requests())
     # A kid nobody published, within 30 s: refused at once, no request.
     _refused(ctx, m, b, I.token(k2, "k3"), 4, "bad_credentials", "unknown key id", cid="kid-k3")
-    s = _metrics(port)
+    s = _metrics(port, promtool=True)
     check(_fetches(s) == 2 and s['mqtls_jwks_fetch_total{result="ok"}'] == 2,
           "fetch counters %r" % {k: v for k, v in s.items() if "jwks" in k})
     check(s["mqtls_jwks_refetch_limited_total"] == 1, "limited %r" % s)
