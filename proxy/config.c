@@ -67,6 +67,8 @@ static const struct option_def options[] = {
 	  "ADDR:PORT for /metrics (Prometheus), /healthz and /readyz over plain HTTP [off]" },
 	{ "drain-timeout", OPT_LONG, OFF(drain_timeout), "30", 0, 3600, NULL,
 	  "seconds live sessions may go on after SIGTERM before they are closed" },
+	{ "ticket-keys", OPT_STR, OFF(ticket_keys), NULL, 0, 0, NULL,
+	  "TLS session ticket keys shared by replicas (HAProxy tls-ticket-keys format; first line encrypts) [own keys]" },
 	{ "accept-proxy", OPT_FLAG, OFF(accept_proxy), "off", 0, 0, NULL,
 	  "every client connection starts with a PROXY protocol v1 or v2 header (behind a load balancer)" },
 	{ "send-proxy-v2", OPT_FLAG, OFF(send_proxy_v2), "off", 0, 0, NULL,
@@ -662,7 +664,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv)
  */
 static const char *const live_options[] = {
 	/* a new TLS context */
-	"cert", "key", "client-ca", "client-cert", "crl",
+	"cert", "key", "client-ca", "client-cert", "crl", "ticket-keys",
 	/* read through proxy->cfg, or proxy fields the reload stores */
 	"max-connect-size", "max-buffer", "max-connections", "max-handshakes-per-ip",
 	"max-auth-per-ip", "max-auth-per-user",
@@ -677,6 +679,7 @@ static const char *const live_options[] = {
 /* Files a configuration loads; a change to any of them calls for a reload. */
 static const char *const file_options[] = {
 	"config", "cert", "key", "client-ca", "crl", "users", "jwt-keys", "upstream-password-file",
+	"ticket-keys",
 };
 
 static int option_is_live(const struct option_def *o)

@@ -40,6 +40,7 @@ struct config {
 	long drain_timeout;       /* seconds after SIGTERM */
 	long max_conn_per_ip;     /* 0: no cap */
 	long accept_proxy;        /* flag: PROXY header before TLS */
+	char *ticket_keys;        /* file, or NULL */
 	long send_proxy_v2;       /* flag: PROXY v2 header to the broker */
 	long conn_rate_per_ip;    /* per second; 0: no cap */
 	long max_conn_per_identity;   /* 0: no cap */

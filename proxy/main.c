@@ -48,6 +48,7 @@ static SSL_CTX *build_ssl_ctx(const struct config *cfg, char *err, size_t errlen
 		.client_cert = cfg->cert_mode == CLIENT_CERT_REQUIRED ? TLS_CLIENT_CERT_REQUIRED
 		             : cfg->cert_mode == CLIENT_CERT_OPTIONAL ? TLS_CLIENT_CERT_OPTIONAL
 		                                                      : TLS_CLIENT_CERT_NONE,
+		.ticket_keys_file = cfg->ticket_keys,
 	};
 
 	return tls_server_ctx_new(&o, err, errlen);

@@ -10,6 +10,7 @@
 
 #include "tls/context.h"
 #include "tls/peer.h"
+#include "tls/ticket_keys.h"
 
 /*
  * TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD cipher,
@@ -216,6 +217,8 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t e
 	/* Tells the session when the ClientHello is complete: a client gets a
 	 * short deadline for it, the rest of the handshake a longer one. */
 	SSL_CTX_set_select_certificate_cb(ctx, tls_peer_hello_cb);
+	if (o->ticket_keys_file && !tls_ticket_keys_install(ctx, o->ticket_keys_file, err, errlen))
+		goto err;
 	if (o->client_ca_file && o->client_cert != TLS_CLIENT_CERT_NONE &&
 	    !setup_client_certs(ctx, o, err, errlen))
 		goto err;

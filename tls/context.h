@@ -18,6 +18,7 @@ struct tls_server_opts {
 	const char *client_ca_file; /* NULL: no client certificates */
 	const char *crl_file;       /* NULL: no revocation checks */
 	enum tls_client_cert client_cert;
+	const char *ticket_keys_file;   /* NULL: BoringSSL's own keys, rotated by it */
 };
 
 /*

@@ -209,3 +209,80 @@ def send_proxy_v2_tells_the_broker_the_client_address_and_tls_field_by_field(ctx
     check(f["ssl_sub"].get(0x21) == b"TLSv1.3", "SSL version TLV %r" % f["ssl_sub"])
     check(f["ssl_sub"].get(0x22) == b"good-client", "SSL CN TLV %r" % f["ssl_sub"])
     check(f["connect_type"] == w.CONNECT, "the CONNECT follows the header")
+
+
+# -- shared session ticket keys (--ticket-keys) ------------------------------------------
+
+def _ticket_key_file(path, *keys):
+    import base64
+    path.write_text("".join(base64.b64encode(k).decode() + "\n" for k in keys))
+    return path
+
+
+def _session_from(ctx, m, sslctx, client_id):
+    """A full handshake and CONNECT/CONNACK with m; returns the TLS session
+    (TLS 1.3 tickets arrive after the handshake, so after the CONNACK)."""
+    s = ctx.tls_connect(m, sslctx)
+    s.sendall(w.connect(4, client_id=client_id))
+    t, _, _ = w.Reader(s).read(5)
+    check(t == w.CONNACK, "no CONNACK")
+    sess = s.session
+    s.close()
+    return sess
+
+
+def _resumes(ctx, m, sslctx, sess, client_id):
+    raw = socket.create_connection((m.host, m.port), timeout=5)
+    s = ctx.note_socket(sslctx.wrap_socket(raw, server_hostname="localhost", session=sess))
+    s.sendall(w.connect(4, client_id=client_id))
+    t, _, _ = w.Reader(s).read(5)
+    check(t == w.CONNACK, "no CONNACK on the second replica")
+    reused = s.session_reused
+    s.close()
+    return reused
+
+
+@test(timeout=40)
+def replicas_sharing_ticket_keys_resume_each_others_sessions(ctx):
+    import os
+    import ssl
+    keys = _ticket_key_file(ctx.dir / "ticket.keys", os.urandom(48), os.urandom(80))
+    other = _ticket_key_file(ctx.dir / "other.keys", os.urandom(48))
+    b = ctx.broker()
+    a = ctx.mqtls("--ticket-keys", keys, broker=b)
+    r = ctx.mqtls("--ticket-keys", keys, broker=b)
+    stranger = ctx.mqtls("--ticket-keys", other, broker=b)
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        c = ctx.client_context(minv=version, maxv=version)
+        sess = _session_from(ctx, a, c, "first")
+        check(sess is not None, "no session from replica a (%s)" % version)
+        check(_resumes(ctx, r, c, sess, "second"), "%s: replica b did not resume a's session" % version)
+        sess = _session_from(ctx, a, c, "first-again")
+        check(not _resumes(ctx, stranger, c, sess, "third"),
+              "%s: a replica with other keys resumed the session" % version)
+    ctx.notes.append("resumed on the other replica with TLS 1.2 and 1.3; refused by other keys")
+
+
+@test(timeout=40)
+def ticket_key_rotation_keeps_old_tickets_valid_and_bad_files_are_refused(ctx):
+    import os
+    import ssl
+    old, new = os.urandom(48), os.urandom(48)
+    keys = _ticket_key_file(ctx.dir / "ticket.keys", old)
+    b = ctx.broker()
+    m = ctx.mqtls("--ticket-keys", keys, broker=b)
+    c = ctx.client_context(minv=ssl.TLSVersion.TLSv1_3)
+    sess = _session_from(ctx, m, c, "before")
+    # Rotation: the new key goes on top; the old one still decrypts.
+    tmp = ctx.dir / "ticket.keys.tmp"
+    _ticket_key_file(tmp, new, old)
+    os.rename(tmp, keys)
+    m.wait_log("reloaded", 10)
+    check(_resumes(ctx, m, c, sess, "after"), "a ticket from the old key no longer resumes")
+    # A broken file is a one-line startup error naming it and the line.
+    bad = ctx.dir / "bad.keys"
+    bad.write_text("not base64 !!\n")
+    rc, out, err = ctx.run_mqtls("--listen", "127.0.0.1:0", "--cert", ctx.pki.server_cert, "--key",
+                                 ctx.pki.server_key, "--upstream", b.upstream, "--ticket-keys", bad)
+    check(rc == 2 and len(err.strip().splitlines()) == 1 and "bad.keys:1" in err,
+          "rc %d, stderr %r" % (rc, err))
