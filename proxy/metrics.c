@@ -46,7 +46,7 @@ static const char *const refusals[REFUSED_COUNT] = { "handshakes_per_ip", "conn_
 	                                          "conn_rate_per_ip", "max_connections" };
 static const char *const auth_results[AUTHR_COUNT] = { "ok", "bad_credentials", "not_authorized",
 	                                                "bad_auth_method", "bad_identity", "busy",
-	                                                "identity_limit" };
+	                                                "identity_limit", "unavailable" };
 
 static counter_t reloads[2];       /* [0] failed, [1] ok */
 

@@ -58,7 +58,7 @@ enum accept_refusal { REFUSED_HANDSHAKES_PER_IP, REFUSED_CONN_PER_IP, REFUSED_CO
 /* Auth methods (enum auth_method order) and results. */
 #define AUTH_METHOD_LABELS 5
 enum auth_result_label { AUTHR_OK, AUTHR_BAD_CREDENTIALS, AUTHR_NOT_AUTHORIZED, AUTHR_BAD_METHOD,
-	                 AUTHR_BAD_IDENTITY, AUTHR_BUSY, AUTHR_IDENTITY_LIMIT, AUTHR_COUNT };
+	                 AUTHR_BAD_IDENTITY, AUTHR_BUSY, AUTHR_IDENTITY_LIMIT, AUTHR_UNAVAILABLE, AUTHR_COUNT };
 
 /* CONNACK codes mqtls itself sends: 3.x 1..5, 5.0 0x80..0x9F. */
 #define CONNACK_CODES 256

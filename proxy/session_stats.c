@@ -45,6 +45,8 @@ enum auth_result_label stats_auth_refusal(const char *reason)
 		return AUTHR_BAD_METHOD;
 	if (strcmp(reason, "bad_identity") == 0)
 		return AUTHR_BAD_IDENTITY;
+	if (strcmp(reason, "jwks_unavailable") == 0)
+		return AUTHR_UNAVAILABLE;
 	return AUTHR_BAD_CREDENTIALS;
 }
 
