@@ -19,12 +19,14 @@
  * looks again for live-session events: bounds what a storm of new clients
  * adds to the latency of connected ones (a full handshake is ~0.4 ms). */
 #define HANDSHAKE_BUDGET 8
-/* At the handshake cap, the oldest handshake makes room for a new client:
- * one that has not even completed its ClientHello after EVICT_SILENT_MS
- * (a real client sends it right after connecting), else one that has not
- * finished after EVICT_MIN_AGE_MS. */
+/* At the handshake cap, a new client takes the slot of the oldest handshake
+ * that has not even completed its ClientHello after EVICT_SILENT_MS (a real
+ * client sends it right after connecting). A handshake past its ClientHello
+ * is never evicted: when those fill the slots, mqtls itself is the
+ * bottleneck (a reconnect storm), and dropping work it has started only
+ * makes the clients come back for more; accepting waits instead, and
+ * --handshake-timeout ends any that stall. */
 #define EVICT_SILENT_MS 100
-#define EVICT_MIN_AGE_MS 1000
 
 static void set_accepting(struct worker *w, int on)
 {
@@ -41,9 +43,9 @@ static void set_accepting(struct worker *w, int on)
 
 /* Milliseconds until the oldest handshake may be evicted, or 0 if it may
  * be now (or there is none). */
-/* The handshake to drop for a new one (see EVICT_*), or NULL; then
+/* The handshake to drop for a new one (see EVICT_SILENT_MS), or NULL; then
  * *wait_ms says when one may be (0: none in sight). The list is ordered by
- * age, so the scan stops at the first one too young for either rule. */
+ * age, so the scan stops at the first silent one. */
 static struct session *eviction_candidate(const struct worker *w, uint64_t *wait_ms)
 {
 	uint64_t now = session_now_ms(), wait = 0;
@@ -51,14 +53,13 @@ static struct session *eviction_candidate(const struct worker *w, uint64_t *wait
 
 	for (s = w->handshaking.tail; s; s = session_list_prev(s)) {
 		uint64_t age = now - session_started_ms(s);
-		uint64_t limit = session_in_hello(s) ? EVICT_SILENT_MS : EVICT_MIN_AGE_MS;
 
-		if (age >= limit)
+		if (!session_in_hello(s))
+			continue;
+		if (age >= EVICT_SILENT_MS)
 			return s;
-		if (wait == 0 || limit - age < wait)
-			wait = limit - age;
-		if (age < EVICT_SILENT_MS)
-			break;
+		wait = EVICT_SILENT_MS - age;
+		break;
 	}
 	*wait_ms = wait;
 	return NULL;
