@@ -9,6 +9,7 @@
  * process can change, without touching live connections.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,9 @@ static void raise_fd_limit(void)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
+
+/* How often the main thread returns free memory to the system. */
+#define TRIM_EVERY_S 10
 
 static void reload(struct proxy *p);
 
@@ -408,8 +412,16 @@ int main(int argc, char **argv)
 	watch_files(&p, &cfg);
 
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
+		struct timespec idle = { TRIM_EVERY_S, 0 };
+
+		sig = sigtimedwait(&sigs, NULL, &idle);
+		if (sig < 0) {
+			/* After a reconnect storm the allocator keeps what thousands
+			 * of handshakes used; give the free part back now and then. */
+			if (errno == EAGAIN)
+				malloc_trim(0);
 			continue;
+		}
 		if (sig == SIGHUP) {
 			reload(&p);
 			continue;
