@@ -15,16 +15,21 @@
  * socket takes at once. */
 #define WRITE_IOV 16
 
-/* A block of at least |min| bytes: a cached standard one when it fits. */
+/* A block of at least |min| bytes: a cached small or standard one when it
+ * fits. */
 static struct blk *blk_get(struct blk_cache *c, size_t min)
 {
-	size_t cap = min <= BLK_SIZE ? BLK_SIZE : min;
+	size_t cap = min <= BLK_SMALL ? BLK_SMALL : min <= BLK_SIZE ? BLK_SIZE : min;
 	struct blk *b;
 
 	if (cap == BLK_SIZE && c->free) {
 		b = c->free;
 		c->free = b->next;
 		c->n--;
+	} else if (cap == BLK_SMALL && c->small) {
+		b = c->small;
+		c->small = b->next;
+		c->n_small--;
 	} else {
 		if (cap > UINT32_MAX || (b = malloc(sizeof(*b) + cap)) == NULL)
 			return NULL;
@@ -41,6 +46,10 @@ static void blk_put(struct blk_cache *c, struct blk *b)
 		b->next = c->free;
 		c->free = b;
 		c->n++;
+	} else if (b->cap == BLK_SMALL && c->n_small < 4 * c->max) {
+		b->next = c->small;
+		c->small = b;
+		c->n_small++;
 	} else {
 		free(b);
 	}
@@ -48,9 +57,9 @@ static void blk_put(struct blk_cache *c, struct blk *b)
 
 void blk_cache_init(struct blk_cache *c, uint32_t max)
 {
-	c->free = c->pending = NULL;
+	c->free = c->pending = c->small = NULL;
 	c->tail_reserved = 0;
-	c->n = 0;
+	c->n = c->n_small = 0;
 	c->max = max;
 }
 
@@ -62,7 +71,13 @@ void blk_cache_cleanup(struct blk_cache *c)
 		c->free = b->next;
 		free(b);
 	}
-	c->n = 0;
+	while (c->small) {
+		struct blk *b = c->small;
+
+		c->small = b->next;
+		free(b);
+	}
+	c->n = c->n_small = 0;
 }
 
 static size_t tail_free(const struct bufq *q)
@@ -99,7 +114,7 @@ int bufq_reserve(struct bufq *q, struct blk_cache *c, size_t want, struct iovec 
 		n++;
 	}
 	while (have < want && n < max) {
-		struct blk *b = blk_get(c, BLK_SIZE);
+		struct blk *b = blk_get(c, want <= BLK_SMALL ? BLK_SMALL : BLK_SIZE);
 
 		if (b == NULL)
 			break;

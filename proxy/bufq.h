@@ -23,6 +23,10 @@
 
 /* Bytes a standard block holds: two full TLS records. */
 #define BLK_SIZE (32 * 1024)
+/* Bytes a small block holds: a CONNECT, a CONNACK, what a session handles
+ * before it forwards. Thousands of sessions in a reconnect storm then hold
+ * 1 KB each instead of 32 KB, and leave no large holes behind. */
+#define BLK_SMALL 1024
 
 struct blk {
 	struct blk *next;
@@ -33,7 +37,9 @@ struct blk {
 
 /* The free blocks of one worker. All-zero plus blk_cache_init is valid. */
 struct blk_cache {
-	struct blk *free;        /* owned */
+	struct blk *free;        /* owned: standard blocks */
+	struct blk *small;       /* owned: small blocks */
+	uint32_t n_small;
 	struct blk *pending;     /* owned: reserved, not yet committed */
 	int tail_reserved;       /* the last reservation began in the queue's tail */
 	uint32_t n, max;
@@ -45,7 +51,7 @@ struct bufq {
 	size_t len;              /* bytes queued */
 };
 
-/* Keeps up to |max| free standard blocks in |c|. */
+/* Keeps up to |max| free standard blocks and 4 x |max| small ones in |c|. */
 void blk_cache_init(struct blk_cache *c, uint32_t max);
 /* Frees every cached block. */
 void blk_cache_cleanup(struct blk_cache *c);
@@ -56,9 +62,10 @@ static inline size_t bufq_len(const struct bufq *q)
 	return q->len;
 }
 
-/* Makes at least |want| bytes of free space at |q|'s tail (blocks from |c|)
- * and describes it in up to |max| iovecs. Returns the number of iovecs, 0
- * when out of memory. Space not committed goes back with bufq_commit. */
+/* Makes at least |want| bytes of free space at |q|'s tail (blocks from |c|;
+ * small ones when |want| is at most BLK_SMALL) and describes it in up to
+ * |max| iovecs. Returns the number of iovecs, 0 when out of memory. Space
+ * not committed goes back with bufq_commit. */
 int bufq_reserve(struct bufq *q, struct blk_cache *c, size_t want, struct iovec *iov, int max);
 /* Appends the first |n| bytes of the space the last bufq_reserve gave, and
  * returns the blocks it did not fill to |c|. */

@@ -57,7 +57,8 @@ enum fwd forward_client_in(struct session *s, int flush_first)
 		struct iovec v;
 		size_t n = 0;
 
-		if (bufq_reserve(&s->to_up, c, RECORD_MAX, &v, 1) < 1)
+		/* Before forwarding only a CONNECT is expected: small blocks. */
+		if (bufq_reserve(&s->to_up, c, s->state == S_FORWARDING ? RECORD_MAX : BLK_SMALL, &v, 1) < 1)
 			return FWD_OOM;
 		r = tls_read(s->ssl, v.iov_base, v.iov_len, &n);
 		bufq_commit(&s->to_up, c, r == TLS_IO_OK ? n : 0);

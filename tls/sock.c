@@ -14,6 +14,69 @@
 static BIO_METHOD *method;
 static pthread_once_t method_once = PTHREAD_ONCE_INIT;
 
+/* Read-ahead buffers are held only between two reads of one SSL call, so a
+ * thread needs very few at a time; keeping them per thread takes a malloc
+ * and free of 16 KB off every record, which in a handshake storm scattered
+ * holes between the long-lived allocations of connections. */
+#define SPARE_MAX 4
+
+struct spares {
+	int n;
+	uint8_t *buf[SPARE_MAX];
+};
+
+static pthread_key_t spares_key;
+static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
+
+static void spares_free(void *p)
+{
+	struct spares *s = p;
+
+	for (int i = 0; i < s->n; i++)
+		free(s->buf[i]);
+	free(s);
+}
+
+static void spares_init(void)
+{
+	(void)pthread_key_create(&spares_key, spares_free);
+}
+
+static struct spares *spares_get(void)
+{
+	struct spares *s;
+
+	pthread_once(&spares_once, spares_init);
+	s = pthread_getspecific(spares_key);
+	if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL && pthread_setspecific(spares_key, s) != 0) {
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+static uint8_t *buf_take(void)
+{
+	struct spares *s = spares_get();
+
+	if (s && s->n > 0)
+		return s->buf[--s->n];
+	return malloc(READAHEAD);
+}
+
+static void buf_give(uint8_t *b)
+{
+	struct spares *s;
+
+	if (b == NULL)
+		return;
+	s = spares_get();
+	if (s && s->n < SPARE_MAX)
+		s->buf[s->n++] = b;
+	else
+		free(b);
+}
+
 static int would_block(void)
 {
 	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
@@ -42,7 +105,7 @@ static int sock_read(BIO *b, char *out, int outl)
 	if (want >= READAHEAD) {
 		n = recv(t->fd, out, want, 0);
 	} else {
-		uint8_t *buf = malloc(READAHEAD);
+		uint8_t *buf = buf_take();
 
 		if (buf == NULL) {
 			n = recv(t->fd, out, want, 0);
@@ -60,7 +123,7 @@ static int sock_read(BIO *b, char *out, int outl)
 				}
 				n = (ssize_t)give;
 			}
-			free(buf);
+			buf_give(buf);
 		}
 	}
 	if (n < 0 && would_block())
@@ -115,7 +178,7 @@ int tls_sock_buffered(const struct tls_sock *t)
 
 void tls_sock_cleanup(struct tls_sock *t)
 {
-	free(t->buf);
+	buf_give(t->buf);
 	t->buf = NULL;
 	t->off = t->len = 0;
 }

@@ -166,7 +166,7 @@ static int group_teardown(void **state)
 static SSL_CTX *load(const char *cert, const char *key, const char *client_ca, const char *crl,
                      enum tls_client_cert mode, char *err, size_t errlen)
 {
-	struct tls_server_opts o = { cert, key, client_ca, crl, mode };
+	struct tls_server_opts o = { cert, key, client_ca, crl, mode, NULL };
 
 	err[0] = '\0';
 	return tls_server_ctx_new(&o, err, errlen);
