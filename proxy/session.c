@@ -291,7 +291,7 @@ static void session_refuse(struct session *s, enum mqtt_refusal refusal, const c
 	if (s->mqtt_version != 0)
 		n = mqtt_connack_build(s->mqtt_version, refusal, pkt, sizeof(pkt));
 	if (n > 0) {
-		counter_add(&s->w->metrics.connack[pkt[3] ? pkt[3] : 0], 1);
+		counter_add(&s->w->metrics.connack[pkt[3]], 1);    /* the code, in 3.x and 5.0 alike */
 		stats_connack(s);
 	}
 	upstream_close(s);
