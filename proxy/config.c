@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,34 @@ static int choice_ok(const char *choices, const char *value)
 	return 0;
 }
 
+/* Every OPT_LIST option: its array of CONFIG_MAX_LIST strings (at the
+ * option's offset) and where its int count is. */
+static const struct {
+	size_t items, count;
+} list_options[] = {
+	{ OFF(listen), OFF(n_listen) },
+};
+
+/* The array of an OPT_LIST option, and its count. */
+static char **list_items(struct config *cfg, const struct option_def *o)
+{
+	return (char **)((char *)cfg + o->offset);
+}
+
+static size_t list_count_offset(const struct option_def *o)
+{
+	for (size_t i = 0; i < sizeof(list_options) / sizeof(list_options[0]); i++) {
+		if (list_options[i].items == o->offset)
+			return list_options[i].count;
+	}
+	abort();    /* an OPT_LIST option missing from list_options */
+}
+
+static int *list_count(struct config *cfg, const struct option_def *o)
+{
+	return (int *)((char *)cfg + list_count_offset(o));
+}
+
 /* |where| is "--name", "file:line" or "MQTLS_NAME" for the error message. */
 static int set_option(struct config *cfg, const struct option_def *o, const char *value,
                       const char *where, struct errbuf *e)
@@ -220,14 +249,19 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 		*slot = strdup(value);
 		return *slot != NULL;
 	}
-	case OPT_LIST:
-		if (cfg->n_listen >= CONFIG_MAX_LISTEN)
-			return fail(e, "%s: at most %d listeners", where, CONFIG_MAX_LISTEN);
-		cfg->listen[cfg->n_listen] = strdup(value);
-		if (cfg->listen[cfg->n_listen] == NULL)
+	case OPT_LIST: {
+		char **items = list_items(cfg, o);
+		int *n = list_count(cfg, o);
+
+		if (*n >= CONFIG_MAX_LIST)
+			return fail(e, "%s: at most %d values", where, CONFIG_MAX_LIST);
+		if (*value == '\0')
+			return fail(e, "%s: value must not be empty", where);
+		if ((items[*n] = strdup(value)) == NULL)
 			return 0;
-		cfg->n_listen++;
+		(*n)++;
 		return 1;
+	}
 	case OPT_FLAG:
 		if (!flag_word(value, (long *)(base + o->offset)))
 			return fail(e, "%s: expected on or off, got '%s'", where, value);
@@ -244,13 +278,29 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 	return 0;
 }
 
-static void clear_listen(struct config *cfg)
+static void clear_list(struct config *cfg, const struct option_def *o)
 {
-	for (int i = 0; i < cfg->n_listen; i++) {
-		free(cfg->listen[i]);
-		cfg->listen[i] = NULL;
+	char **items = list_items(cfg, o);
+	int *n = list_count(cfg, o);
+
+	for (int i = 0; i < *n; i++) {
+		free(items[i]);
+		items[i] = NULL;
 	}
-	cfg->n_listen = 0;
+	*n = 0;
+}
+
+/* A list option given in a source (file, environment, argv) replaces what
+ * an earlier source (or the default) gave, and accumulates within it:
+ * |seen| has a bit per option, set at its first value in this source. */
+static void list_first_in_source(struct config *cfg, const struct option_def *o, uint8_t *seen)
+{
+	size_t i = (size_t)(o - options);
+
+	if (seen[i / 8] & (1u << (i % 8)))
+		return;
+	seen[i / 8] |= (uint8_t)(1u << (i % 8));
+	clear_list(cfg, o);
 }
 
 static char *trim(char *s)
@@ -268,7 +318,8 @@ static char *trim(char *s)
 static int load_file(struct config *cfg, const char *path, struct errbuf *e)
 {
 	char line[4096], where[512];
-	int lineno = 0, file_listen = 0, ok = 0;
+	int lineno = 0, ok = 0;
+	uint8_t seen[(N_OPTIONS + 7) / 8] = { 0 };
 	FILE *f = fopen(path, "r");
 
 	if (f == NULL)
@@ -305,10 +356,8 @@ static int load_file(struct config *cfg, const char *path, struct errbuf *e)
 		}
 		if (o->type == OPT_FLAG && *value == '\0')
 			value = "on";
-		if (o->type == OPT_LIST && !file_listen) {
-			clear_listen(cfg);
-			file_listen = 1;
-		}
+		if (o->type == OPT_LIST)
+			list_first_in_source(cfg, o, seen);
 		if (!set_option(cfg, o, value, where, e))
 			goto err;
 	}
@@ -488,7 +537,7 @@ static int set_env_list(struct config *cfg, const struct option_def *o, const ch
 {
 	char item[512];
 
-	clear_listen(cfg);
+	clear_list(cfg, o);
 	value += strspn(value, ", \t");
 	while (*value) {
 		size_t n = strcspn(value, ", \t");
@@ -582,7 +631,7 @@ enum config_result config_read(struct config *cfg, int argc, char **argv, char *
 {
 	struct errbuf e = { err, errlen };
 	const char *config_path = NULL;
-	int argv_listen = 0;
+	uint8_t seen[(N_OPTIONS + 7) / 8] = { 0 };
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (errlen > 0)
@@ -630,10 +679,8 @@ enum config_result config_read(struct config *cfg, int argc, char **argv, char *
 		o = arg_option(argc, argv, &i, &value, &e);
 		if (o == NULL)
 			return CONFIG_ERROR;
-		if (o->type == OPT_LIST && !argv_listen) {
-			clear_listen(cfg);
-			argv_listen = 1;
-		}
+		if (o->type == OPT_LIST)
+			list_first_in_source(cfg, o, seen);
 		snprintf(where, sizeof(where), "--%s", o->name);
 		if (!set_option(cfg, o, value, where, &e))
 			return CONFIG_ERROR;
@@ -704,14 +751,17 @@ static int option_same(const struct config *a, const struct config *b, const str
 	case OPT_STR:
 	case OPT_CHOICE:
 		return same_string(*(char *const *)pa, *(char *const *)pb);
-	case OPT_LIST:
-		if (a->n_listen != b->n_listen)
+	case OPT_LIST: {
+		int na = *(const int *)((const char *)a + list_count_offset(o));
+
+		if (na != *(const int *)((const char *)b + list_count_offset(o)))
 			return 0;
-		for (int i = 0; i < a->n_listen; i++) {
-			if (!same_string(a->listen[i], b->listen[i]))
+		for (int i = 0; i < na; i++) {
+			if (!same_string(((char *const *)pa)[i], ((char *const *)pb)[i]))
 				return 0;
 		}
 		return 1;
+	}
 	case OPT_LONG:
 	case OPT_FLAG:
 		return *(const long *)pa == *(const long *)pb;
@@ -735,14 +785,18 @@ static int option_copy(struct config *dst, const struct config *src, const struc
 		*slot = v ? strdup(v) : NULL;
 		return v == NULL || *slot != NULL;
 	}
-	case OPT_LIST:
-		clear_listen(dst);
-		for (int i = 0; i < src->n_listen; i++) {
-			if ((dst->listen[i] = strdup(src->listen[i])) == NULL)
+	case OPT_LIST: {
+		char **items = list_items(dst, o);
+		int *n = list_count(dst, o), ns = *(const int *)((const char *)src + list_count_offset(o));
+
+		clear_list(dst, o);
+		for (int i = 0; i < ns; i++) {
+			if ((items[i] = strdup(((char *const *)ps)[i])) == NULL)
 				return 0;
-			dst->n_listen++;
+			(*n)++;
 		}
 		return 1;
+	}
 	case OPT_LONG:
 	case OPT_FLAG:
 		*(long *)pd = *(const long *)ps;
@@ -825,7 +879,8 @@ void config_cleanup(struct config *cfg)
 
 		if (o->type == OPT_STR || o->type == OPT_CHOICE)
 			free(*(char **)((char *)cfg + o->offset));
+		else if (o->type == OPT_LIST)
+			clear_list(cfg, o);
 	}
-	clear_listen(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_LIST 8       /* values of any repeatable option (OPT_LIST in config.c) */
 
 enum client_cert_mode { CLIENT_CERT_NONE, CLIENT_CERT_OPTIONAL, CLIENT_CERT_REQUIRED };
 

@@ -566,7 +566,9 @@ def hostile_password_over_1024_bytes_is_refused_without_hashing(ctx):
     ctx.notes.append("median refusal: 600-byte wrong password (hashed) %s; 1025 bytes %s; "
                      "60 KB %s" % (ms(t_hash), ms(t_long4), ms(t_long5)))
     check(all(r.code == 4 for r in hashed), "600-byte wrong password: %r" % hashed)
-    check(t_hash >= 0.08, "a 210,000-iteration check took only %s: the measure is void"
+    # 210,000 PBKDF2-SHA512 rounds cannot take under 20 ms on any current CPU
+    # (about 70 ms on an idle core here); below that the measure is void.
+    check(t_hash >= 0.02, "a 210,000-iteration check took only %s: the measure is void"
           % ms(t_hash))
     check(all(r.code == 4 for r in long4) and all(r.code == 0x86 for r in long5),
           "long passwords: v3.1.1 %r, v5 %r" % (long4, long5))

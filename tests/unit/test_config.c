@@ -413,7 +413,7 @@ static void test_more_listeners_than_the_maximum_is_an_error(void **state)
 	args[n++] = specs[CONFIG_MAX_LISTEN];
 	args[n] = NULL;
 	assert_int_equal(load_argv(f, args), CONFIG_ERROR);
-	assert_error_mentions(f, "at most 8 listeners");
+	assert_error_mentions(f, "--listen: at most 8 values");
 }
 
 static void test_unknown_flag_is_an_error_naming_it(void **state)
