@@ -10,10 +10,16 @@ openssl mosquitto mosquitto-clients python3 python3-paho-mqtt python3-asyncio-mq
 sslscan testssl.sh procps python3-yaml shellcheck prometheus curl
 haproxy nginx-light libnginx-mod-stream stunnel4 gnuplot-nox
 podman runc buildah catatonit netavark aardvark-dns iptables podman-compose mmdebstrap
-pebble certbot"
+pebble certbot
+chromium libnss3-tools"
 # npm packages, installed globally: deploy/kubernetes/validate.py checks the
 # Kubernetes manifests against kubernetes-types with the TypeScript compiler.
 NPM_PKGS="typescript@5.9.3 kubernetes-types@1.30.0"
+# npm packages installed into build/npm: the browser test of wss
+# (tests/integration/test_browser.py) loads MQTT.js's browser bundle
+# dist/mqtt.min.js, which Debian's node-mqtt does not ship.
+NPM_LOCAL_PKGS="mqtt@5.16.0"
+NPM_LOCAL_DIR="$(cd "$(dirname "$0")/.." && pwd)/build/npm"
 
 missing=""
 for p in $PKGS; do
@@ -50,4 +56,17 @@ if [ -n "$npm_missing" ]; then
 	[ "$(id -u)" = 0 ] || SUDO=sudo
 	# shellcheck disable=SC2086
 	$SUDO npm install -g --no-audit --no-fund --loglevel=error $npm_missing >/dev/null
+fi
+
+npm_missing=""
+for spec in $NPM_LOCAL_PKGS; do
+	name=${spec%@*}
+	have=$(node -p "require('$NPM_LOCAL_DIR/node_modules/$name/package.json').version" 2>/dev/null || true)
+	[ "$have" = "${spec##*@}" ] || npm_missing="$npm_missing $spec"
+done
+if [ -n "$npm_missing" ]; then
+	echo "make deps: npm install --prefix build/npm$npm_missing"
+	mkdir -p "$NPM_LOCAL_DIR"
+	# shellcheck disable=SC2086
+	npm install --prefix "$NPM_LOCAL_DIR" --no-audit --no-fund --loglevel=error $npm_missing >/dev/null
 fi
