@@ -6,6 +6,7 @@ test failed. Readiness comes from the processes themselves (mqtls writes its
 --ready-file, mosquitto accepts a TCP connection); every wait is bounded.
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -60,7 +61,24 @@ def wait_until(pred, timeout, what, interval=0.02):
 
 
 def free_port(host="127.0.0.1"):
+    """A port nobody listens on, taken below the kernel's ephemeral range:
+    a port the kernel handed out could be handed out again, before it is
+    used, to a process listening on port 0 (mqtls's own listeners here)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, max(low, 10001))
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
