@@ -248,15 +248,21 @@ if [ -x "$MQTLS" ]; then
 	done
 
 	# mqtls itself must accept each config file. The flags replace what cannot
-	# exist here (certificate, listen address, broker); everything else is the file's.
+	# exist here (certificate, listen address, broker, the ticket-key Secret);
+	# everything else is the file's.
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" \
 		-out "$T/cert.pem" -days 1 -subj /CN=localhost >/dev/null 2>&1
-	for conf in deploy/mqtls.conf.example deploy/docker/mqtls.conf "$T/conf.k8s-mqtls.conf"; do
+	openssl rand 80 | base64 -w0 >"$T/ticket-keys" && echo >>"$T/ticket-keys"
+	for conf in deploy/mqtls.conf.example deploy/docker/mqtls.conf "$T/conf.k8s-mqtls.conf" \
+		"$T/conf.k8s-replicas-mqtls.conf"; do
 		[ -e "$conf" ] || continue
 		name=${conf#"$T"/conf.}
 		rm -f "$T/ready"
+		tickets=
+		grep -q '^ticket-keys ' "$conf" && tickets="--ticket-keys $T/ticket-keys"
+		# shellcheck disable=SC2086 # $tickets is empty or two words
 		"$MQTLS" --config "$conf" --listen 127.0.0.1:0 --cert "$T/cert.pem" --key "$T/key.pem" \
-			--upstream 127.0.0.1:1 --ready-file "$T/ready" >"$T/run.log" 2>&1 &
+			--upstream 127.0.0.1:1 $tickets --ready-file "$T/ready" >"$T/run.log" 2>&1 &
 		pid=$!
 		i=0
 		while [ ! -s "$T/ready" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do

@@ -79,8 +79,8 @@ def options_in_conf(text, commented_too=False):
     return keys
 
 
-def load_k8s():
-    return [d for d in yaml.safe_load_all(read("kubernetes/sidecar.yaml")) if d]
+def load_k8s(name="sidecar.yaml"):
+    return [d for d in yaml.safe_load_all(read("kubernetes/" + name)) if d]
 
 
 def k8s_kind(docs, kind):
@@ -124,16 +124,17 @@ def extract(outdir):
     compose = yaml.safe_load(read("docker-compose.yml"))
     write(outdir, "options.compose-command",
           options_in_argv(compose["services"]["mqtls"].get("command", [])))
-    docs = load_k8s()
-    for cm in k8s_kind(docs, "ConfigMap"):
-        for name, text in cm.get("data", {}).items():
-            write(outdir, "conf.k8s-" + name, text.splitlines())
-            if name.startswith("mqtls"):
-                write(outdir, "options.k8s-" + name, options_in_conf(text))
-    for dep in k8s_kind(docs, "Deployment"):
-        for c in dep["spec"]["template"]["spec"]["containers"]:
-            if c["name"] == "mqtls":
-                write(outdir, "options.k8s-args", options_in_argv(c.get("args", [])))
+    for manifest, tag in (("sidecar.yaml", "k8s-"), ("replicas.yaml", "k8s-replicas-")):
+        docs = load_k8s(manifest)
+        for cm in k8s_kind(docs, "ConfigMap"):
+            for name, text in cm.get("data", {}).items():
+                write(outdir, "conf." + tag + name, text.splitlines())
+                if name.startswith("mqtls"):
+                    write(outdir, "options." + tag + name, options_in_conf(text))
+        for dep in k8s_kind(docs, "Deployment"):
+            for c in dep["spec"]["template"]["spec"]["containers"]:
+                if c["name"] == "mqtls":
+                    write(outdir, "options." + tag + "args", options_in_argv(c.get("args", [])))
 
 
 class Tap:
@@ -160,6 +161,7 @@ def structure():
         t.skip("docker-compose.yml and kubernetes/sidecar.yaml parse as YAML",
                "python3-yaml not installed")
         return
+    replicas(t)
     try:
         compose = yaml.safe_load(read("docker-compose.yml"))
         t.check(True, "docker-compose.yml parses as YAML")
@@ -250,6 +252,53 @@ def structure():
     t.check(not undefined, "k8s: every volume mount names a defined volume", undefined)
     ports = [p for p in svcs[0]["spec"]["ports"] if p.get("port") == 8883]
     t.check(len(ports) == 1 and ports[0].get("targetPort") in (8883, "mqtts"), "k8s: the Service serves 8883")
+
+
+def replicas(t):
+    """deploy/kubernetes/replicas.yaml: N stateless replicas sharing the
+    certificate and the ticket keys through Secrets."""
+    try:
+        docs = load_k8s("replicas.yaml")
+        t.check(True, "kubernetes/replicas.yaml parses as YAML")
+    except yaml.YAMLError as e:
+        t.check(False, "kubernetes/replicas.yaml parses as YAML", e)
+        return
+    deps, svcs = k8s_kind(docs, "Deployment"), k8s_kind(docs, "Service")
+    t.check(len(deps) == 1 and len(svcs) == 1, "replicas: one Deployment and one Service")
+    if not deps or not svcs:
+        return
+    spec = deps[0]["spec"]
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    t.check(int(spec.get("replicas", 1)) >= 2, "replicas: the Deployment runs several replicas")
+    t.check(all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items())
+            and all(labels.get(k) == v for k, v in svcs[0]["spec"]["selector"].items()),
+            "replicas: the Deployment and the Service select the pods")
+    cs = {c["name"]: c for c in pod["containers"]}
+    mqtls = cs.get("mqtls", {})
+    t.check(secure(mqtls), "replicas: mqtls is non-root, read-only root fs, drops ALL")
+    t.check(pod.get("terminationGracePeriodSeconds", 30) >= 35,
+            "replicas: terminationGracePeriodSeconds covers the 30 s drain + 5")
+    conf = "".join(cm.get("data", {}).get("mqtls.conf", "") for cm in k8s_kind(docs, "ConfigMap"))
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["name"]: m for m in mqtls.get("volumeMounts", [])}
+    t.check(all(n in vols for n in mounts), "replicas: every volume mount names a defined volume")
+
+    def secret_dir(secret):
+        names = [n for n, v in vols.items() if v.get("secret", {}).get("secretName") == secret]
+        m = mounts.get(names[0]) if names else None
+        return m["mountPath"] if m and "subPath" not in m else None
+    tickets, tls = secret_dir("mqtls-ticket-keys"), secret_dir("mqtt-tls")
+    m = re.search(r"^ticket-keys (\S+)$", conf, re.M)
+    t.check(tickets and m and os.path.dirname(m.group(1)) == tickets,
+            "replicas: every replica reads ticket-keys from the shared Secret, mounted as a directory",
+            (tickets, m and m.group(1)))
+    t.check(tls and re.search(r"^cert %s/tls\.crt$" % re.escape(tls), conf, re.M)
+            and re.search(r"^key %s/tls\.key$" % re.escape(tls), conf, re.M),
+            "replicas: the certificate comes from the mqtt-tls Secret directory")
+    t.check(svcs[0]["spec"].get("externalTrafficPolicy") == "Local"
+            or re.search(r"^accept-proxy on$", conf, re.M) is not None,
+            "replicas: client addresses survive (externalTrafficPolicy Local or accept-proxy)")
 
 
 def main():
