@@ -22,6 +22,7 @@
 #include "bench/jwt_mint.h"
 #include "bench/mqtt_codec.h"
 #include "bench/tls_client.h"
+#include "bench/ws_client.h"
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
@@ -131,7 +132,7 @@ struct outbuf bench_client_out_tail(struct bench_client *c)
 	return o;
 }
 
-static int send_connect(struct bench_client *c)
+int bench_client_send_connect(struct bench_client *c)
 {
 	const struct bench_options *opt = c->w->opt;
 	char id[128];
@@ -182,7 +183,10 @@ static void tls_step(struct bench_client *c)
 		histogram_record(c->w->stats.tls_handshake, bench_now_ns() - c->t_stage);
 		if (SSL_session_reused(c->ssl))
 			c->w->stats.resumed++;
-		send_connect(c);
+		if (c->ws != NULL)
+			bench_ws_start(c);
+		else
+			bench_client_send_connect(c);
 		return;
 	}
 	ssl_err = SSL_get_error(c->ssl, rc);
@@ -201,7 +205,10 @@ static void tcp_connected(struct bench_client *c)
 	histogram_record(c->w->stats.tcp_connect, now - c->t_start);
 	c->t_stage = now;
 	if (c->w->n_ssl_ctxs == 0) {
-		send_connect(c);
+		if (c->ws != NULL)
+			bench_ws_start(c);
+		else
+			bench_client_send_connect(c);
 		return;
 	}
 	c->ssl = bench_tls_new(c->w->ssl_ctxs[c->index % c->w->n_ssl_ctxs], c->fd, c->w->opt->sni);
@@ -330,6 +337,12 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 	case CLIENT_TLS_HANDSHAKE:
 		tls_step(c);
 		return;
+	case CLIENT_WS_UPGRADE:
+		if (((what & EV_WRITE) || c->write_wants_read) && !bench_client_flush(c))
+			return;
+		if (what & EV_READ)
+			bench_ws_on_upgrade_readable(c);
+		return;
 	case CLIENT_AWAIT_CONNACK:
 	case CLIENT_CONNECTED:
 		if ((what & EV_WRITE) && !c->read_wants_write) {
@@ -435,6 +448,11 @@ int bench_client_start(struct bench_worker *w, uint32_t index)
 		bench_client_fail(c, BERR_TCP_OTHER);
 		return 1;
 	}
+	/* After bench_msg_attach: the frame buffer matches the output buffer. */
+	if (w->opt->ws != NULL && !bench_ws_attach(c)) {
+		bench_client_fail(c, BERR_TCP_OTHER);
+		return 1;
+	}
 	if (!bind_source(c)) {
 		bench_client_fail(c, bench_client_errno_kind(errno));
 		return 1;
@@ -482,6 +500,7 @@ void bench_client_free(struct bench_client *c)
 	if (c == NULL)
 		return;
 	bench_msg_detach(c);
+	bench_ws_free(c->ws);
 	free(c->token);
 	c->magic = 0;
 	free(c);

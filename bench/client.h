@@ -24,12 +24,14 @@
 enum client_state {
 	CLIENT_TCP_CONNECTING,
 	CLIENT_TLS_HANDSHAKE,
+	CLIENT_WS_UPGRADE,                /* --ws: the HTTP upgrade, after TLS */
 	CLIENT_AWAIT_CONNACK,
 	CLIENT_CONNECTED,
 	CLIENT_CLOSED,
 };
 
 struct bench_msg;
+struct bench_ws;
 
 struct bench_client {
 	uint32_t magic;
@@ -48,6 +50,7 @@ struct bench_client {
 	int pending;                      /* the worker counts this client as in flight */
 	int ping_outstanding;
 	struct bench_msg *msg;            /* owned; pub/sub scenarios only */
+	struct bench_ws *ws;              /* owned; --ws only (ws_client.h) */
 	char *token;                      /* owned; the minted JWT until CONNECT is queued */
 	size_t token_len;
 
@@ -78,6 +81,9 @@ void bench_client_free(struct bench_client *c);
 
 /* Counts an error of kind |kind| and closes the client. */
 void bench_client_fail(struct bench_client *c, enum bench_error kind);
+
+/* Queues CONNECT and waits for CONNACK. Returns 0 if the client closed. */
+int bench_client_send_connect(struct bench_client *c);
 
 /* Writes what is queued. Returns 0 if the client closed. */
 int bench_client_flush(struct bench_client *c);
@@ -115,6 +121,13 @@ enum io_result bench_client_io_write(struct bench_client *c, const uint8_t *p, s
                                size_t *done, enum bench_error *err);
 enum io_result bench_client_io_read(struct bench_client *c, uint8_t *p, size_t n,
                               size_t *got, enum bench_error *err);
+
+/* The same on the bare transport (TLS or TCP), under any WebSocket
+ * framing: ws_client.c frames and unframes around these. */
+enum io_result bench_client_raw_write(struct bench_client *c, const uint8_t *p, size_t n,
+                                      size_t *done, enum bench_error *err);
+enum io_result bench_client_raw_read(struct bench_client *c, uint8_t *p, size_t n,
+                                     size_t *got, enum bench_error *err);
 
 /* The error kind of a failed socket call's errno. */
 enum bench_error bench_client_errno_kind(int err);

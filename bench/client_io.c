@@ -12,6 +12,7 @@
 
 #include "bench/client_msg.h"
 #include "bench/mqtt_codec.h"
+#include "bench/ws_client.h"
 
 enum bench_error bench_client_errno_kind(int err)
 {
@@ -48,6 +49,22 @@ enum bench_error bench_client_tls_error(struct bench_client *c, int ssl_err)
 enum io_result bench_client_io_write(struct bench_client *c, const uint8_t *p, size_t n,
                                size_t *done, enum bench_error *err)
 {
+	if (c->ws != NULL && c->state != CLIENT_WS_UPGRADE)
+		return bench_ws_write(c, p, n, done, err);
+	return bench_client_raw_write(c, p, n, done, err);
+}
+
+enum io_result bench_client_io_read(struct bench_client *c, uint8_t *p, size_t n,
+                              size_t *got, enum bench_error *err)
+{
+	if (c->ws != NULL && c->state != CLIENT_WS_UPGRADE)
+		return bench_ws_read(c, p, n, got, err);
+	return bench_client_raw_read(c, p, n, got, err);
+}
+
+enum io_result bench_client_raw_write(struct bench_client *c, const uint8_t *p, size_t n,
+                                      size_t *done, enum bench_error *err)
+{
 	ssize_t r;
 	int rc;
 
@@ -81,8 +98,8 @@ enum io_result bench_client_io_write(struct bench_client *c, const uint8_t *p, s
 	}
 }
 
-enum io_result bench_client_io_read(struct bench_client *c, uint8_t *p, size_t n,
-                              size_t *got, enum bench_error *err)
+enum io_result bench_client_raw_read(struct bench_client *c, uint8_t *p, size_t n,
+                                     size_t *got, enum bench_error *err)
 {
 	ssize_t r;
 	int rc, ssl_err;

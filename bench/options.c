@@ -66,6 +66,7 @@ static const struct opt_def table[] = {
 	{ "tls-resume", 0, OPT_FLAG, OFF(tls_resume), 0, 0, NULL, "resume TLS sessions (tickets) after each thread's first handshake" },
 	{ "nagle", 0, OPT_FLAG, OFF(nagle), 0, 0, NULL, "leave Nagle's algorithm on (no TCP_NODELAY), like many embedded stacks and default sockets" },
 	{ "source-ips", 0, OPT_STR, OFF(source_ips), 0, 0, NULL, "A-B: bind clients round-robin to IPv4 addresses A..B" },
+	{ "ws", 0, OPT_STR, OFF(ws), 0, 0, NULL, "MQTT over WebSockets: upgrade to PATH (e.g. /mqtt) after TLS, subprotocol mqtt" },
 	{ "json", 0, OPT_STR, OFF(json), 0, 0, NULL, "also write every figure as JSON to this file" },
 	{ "quiet", 'q', OPT_FLAG, OFF(quiet), 0, 0, NULL, "no live progress line" },
 };
@@ -243,6 +244,10 @@ static int finish(struct bench_options *o)
 	}
 	if (strlen(o->topic) == 0 || strlen(o->topic) > 200) {
 		fprintf(stderr, "mqtls-bench: --topic must have 1 to 200 characters\n");
+		return 0;
+	}
+	if (o->ws != NULL && (o->ws[0] != '/' || strlen(o->ws) > 200 || strpbrk(o->ws, " \t\r\n") != NULL)) {
+		fprintf(stderr, "mqtls-bench: --ws must be a path starting with / (at most 200 characters, no spaces)\n");
 		return 0;
 	}
 	return o->source_ips == NULL || parse_source_ips(o);

@@ -57,6 +57,7 @@ struct bench_options {
 	const char *source_ips;   /* "A-B": bind clients round-robin to these IPv4 addresses */
 	uint32_t src_first, src_count; /* derived from source_ips, host byte order */
 	int quiet;                /* no progress line */
+	const char *ws;           /* MQTT over WebSockets at this path; NULL: MQTT directly */
 };
 
 /* "conn", "idle", "pub", "sub" or "pubsub". */

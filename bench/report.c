@@ -13,7 +13,7 @@ struct named_histogram {
 	const struct histogram *h;
 };
 
-#define NHIST 8
+#define NHIST 9
 
 static size_t histograms(const struct bench_stats *s, struct named_histogram out[NHIST])
 {
@@ -25,6 +25,7 @@ static size_t histograms(const struct bench_stats *s, struct named_histogram out
 	out[5] = (struct named_histogram){ "subscribe", s->subscribe };
 	out[6] = (struct named_histogram){ "publish_ack", s->pub_ack };
 	out[7] = (struct named_histogram){ "end_to_end", s->e2e };
+	out[8] = (struct named_histogram){ "ws_upgrade", s->ws_upgrade };
 	return NHIST;
 }
 

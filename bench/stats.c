@@ -29,13 +29,14 @@ int bench_stats_init(struct bench_stats *s)
 	/* Two significant digits from 1 ns to one hour: ~19 KB each. */
 	s->tcp_connect = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->tls_handshake = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
+	s->ws_upgrade = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->connack = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->total = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->ping = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->subscribe = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->pub_ack = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
 	s->e2e = histogram_new(HISTOGRAM_ONE_HOUR_NS, 2);
-	return s->tcp_connect && s->tls_handshake && s->connack && s->total && s->ping &&
+	return s->tcp_connect && s->tls_handshake && s->ws_upgrade && s->connack && s->total && s->ping &&
 	       s->subscribe && s->pub_ack && s->e2e;
 }
 
@@ -43,6 +44,7 @@ void bench_stats_cleanup(struct bench_stats *s)
 {
 	histogram_free(s->tcp_connect);
 	histogram_free(s->tls_handshake);
+	histogram_free(s->ws_upgrade);
 	histogram_free(s->connack);
 	histogram_free(s->total);
 	histogram_free(s->ping);
@@ -58,6 +60,7 @@ int bench_stats_merge(struct bench_stats *dst, const struct bench_stats *src)
 
 	if (!histogram_merge(dst->tcp_connect, src->tcp_connect) ||
 	    !histogram_merge(dst->tls_handshake, src->tls_handshake) ||
+	    !histogram_merge(dst->ws_upgrade, src->ws_upgrade) ||
 	    !histogram_merge(dst->connack, src->connack) ||
 	    !histogram_merge(dst->total, src->total) ||
 	    !histogram_merge(dst->ping, src->ping) ||

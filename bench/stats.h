@@ -33,6 +33,7 @@ struct bench_stats {
 	/* Latencies in nanoseconds; owned. */
 	struct histogram *tcp_connect;   /* connect() until writable */
 	struct histogram *tls_handshake; /* first SSL_do_handshake until done */
+	struct histogram *ws_upgrade;    /* --ws: upgrade request queued until the 101 read */
 	struct histogram *connack;       /* CONNECT written until CONNACK read */
 	struct histogram *total;         /* connect() until CONNACK read */
 	struct histogram *ping;          /* PINGREQ written until PINGRESP read */
