@@ -28,10 +28,11 @@ struct option_def {
 static const struct option_def options[] = {
 	{ "listen", OPT_LIST, OFF(listen), "0.0.0.0:8883", 0, 0, NULL,
 	  "ADDR:PORT to accept TLS on; repeat for more ([::]:8883 for IPv6, port 0 = any)" },
-	{ "cert", OPT_STR, OFF(cert), NULL, 0, 0, NULL,
-	  "server certificate chain, PEM, leaf first (e.g. Let's Encrypt fullchain.pem)" },
-	{ "key", OPT_STR, OFF(key), NULL, 0, 0, NULL,
-	  "server private key, PEM (PKCS#8, SEC1 or PKCS#1)" },
+	{ "cert", OPT_LIST, OFF(cert), NULL, 0, 0, NULL,
+	  "server certificate chain, PEM, leaf first (e.g. Let's Encrypt fullchain.pem); repeat with --key "
+	  "for more names or an RSA and an ECDSA one: chosen by the client's SNI, the first is the default" },
+	{ "key", OPT_LIST, OFF(key), NULL, 0, 0, NULL,
+	  "server private key, PEM (PKCS#8, SEC1 or PKCS#1); the n-th --key belongs to the n-th --cert" },
 	{ "upstream", OPT_STR, OFF(upstream), NULL, 0, 0, NULL,
 	  "the plain MQTT broker: HOST:PORT, [V6]:PORT or unix:/path" },
 	{ "client-ca", OPT_STR, OFF(client_ca), NULL, 0, 0, NULL,
@@ -206,6 +207,8 @@ static const struct {
 	size_t items, count;
 } list_options[] = {
 	{ OFF(listen), OFF(n_listen) },
+	{ OFF(cert), OFF(n_cert) },
+	{ OFF(key), OFF(n_key) },
 };
 
 /* The array of an OPT_LIST option, and its count. */
@@ -606,8 +609,11 @@ static int load_env(struct config *cfg, char **envp, struct errbuf *e)
 static int check_config(struct config *cfg, struct errbuf *e)
 {
 	cfg->cert_mode = CLIENT_CERT_NONE;
-	if (cfg->cert == NULL || cfg->key == NULL || cfg->upstream == NULL)
+	if (cfg->n_cert == 0 || cfg->n_key == 0 || cfg->upstream == NULL)
 		return fail(e, "--cert, --key and --upstream are required (see --help)");
+	if (cfg->n_cert != cfg->n_key)
+		return fail(e, "--cert and --key come in pairs: %d --cert but %d --key", cfg->n_cert,
+		            cfg->n_key);
 	if (cfg->client_cert && strcmp(cfg->client_cert, "none") != 0) {
 		cfg->cert_mode = strcmp(cfg->client_cert, "required") == 0 ? CLIENT_CERT_REQUIRED
 		                                                            : CLIENT_CERT_OPTIONAL;
@@ -861,6 +867,13 @@ size_t config_files(const struct config *cfg, const char **out, size_t cap)
 		const struct option_def *o = find_option(file_options[i], strlen(file_options[i]));
 		const char *path;
 
+		if (o != NULL && o->type == OPT_LIST) {
+			int items = *(const int *)((const char *)cfg + list_count_offset(o));
+
+			for (int k = 0; k < items && n < cap; k++)
+				out[n++] = ((char *const *)((const char *)cfg + o->offset))[k];
+			continue;
+		}
 		if (o == NULL || o->type != OPT_STR)
 			continue;
 		path = *(char *const *)((const char *)cfg + o->offset);

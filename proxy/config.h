@@ -18,8 +18,10 @@ enum client_cert_mode { CLIENT_CERT_NONE, CLIENT_CERT_OPTIONAL, CLIENT_CERT_REQU
 struct config {
 	char *listen[CONFIG_MAX_LISTEN];
 	int n_listen;
-	char *cert;
-	char *key;
+	char *cert[CONFIG_MAX_LIST];   /* pairs: key[i] belongs to cert[i]; the first is the default */
+	int n_cert;
+	char *key[CONFIG_MAX_LIST];
+	int n_key;
 	char *upstream;
 	char *client_ca;
 	char *client_cert;        /* none|optional|required, see cert_mode */

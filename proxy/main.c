@@ -38,12 +38,11 @@
 #include "proxy/worker.h"
 #include "tls/context.h"
 #include "tls/peer.h"
+#include "tls/sni.h"
 
 static SSL_CTX *build_ssl_ctx(const struct config *cfg, char *err, size_t errlen)
 {
-	struct tls_server_opts o = {
-		.cert_file = cfg->cert,
-		.key_file = cfg->key,
+	struct tls_server_opts o = {   /* cert_file, key_file: the pairs, below */
 		.client_ca_file = cfg->client_ca,
 		.crl_file = cfg->crl,
 		.client_cert = cfg->cert_mode == CLIENT_CERT_REQUIRED ? TLS_CLIENT_CERT_REQUIRED
@@ -52,7 +51,8 @@ static SSL_CTX *build_ssl_ctx(const struct config *cfg, char *err, size_t errlen
 		.ticket_keys_file = cfg->ticket_keys,
 	};
 
-	return tls_server_ctx_new(&o, err, errlen);
+	return tls_server_ctx_set_new(&o, (const char *const *)cfg->cert, (const char *const *)cfg->key,
+	                              (size_t)cfg->n_cert, err, errlen);
 }
 
 static void seconds(struct timeval *tv, long s)
@@ -166,6 +166,17 @@ static void log_certificate(const SSL_CTX *ctx, const char *file)
 	         subject, ci.serial, ci.not_after_text, (long long)(ci.not_after - (int64_t)time(NULL)) / 86400);
 }
 
+/* One line per --cert pair. */
+static void log_certificates(const SSL_CTX *ctx, const struct config *cfg)
+{
+	for (size_t i = 0; i < tls_server_ctx_pairs(ctx); i++) {
+		const char *file;
+		SSL_CTX *pair = tls_server_ctx_pair(ctx, i, &file);
+
+		log_certificate(pair, file ? file : cfg->cert[0]);
+	}
+}
+
 /* Quiet time after the last change to a loaded file before the reload: a
  * renewal writes the certificate and the key one after the other. */
 #define WATCH_QUIET_MS 1000
@@ -187,7 +198,7 @@ static void file_changed(void *arg, const char *path)
  * stops, and the old one reports a change it still held, so none is lost. */
 static void watch_files(struct proxy *p, const struct config *cfg)
 {
-	const char *files[16];
+	const char *files[40];
 	size_t n = config_files(cfg, files, sizeof(files) / sizeof(files[0]));
 	struct watch *old = p->watch;
 	char err[256];
@@ -258,7 +269,7 @@ static void reload(struct proxy *p)
 		log_warn("reload: authentication was off at startup, so no --auth-threads run: its slow "
 		         "checks run on the event loops until a restart");
 	cur = atomic_load(&p->cfg);
-	log_certificate(ctx, cur->cert);
+	log_certificates(ctx, cur);
 	log_info("reloaded the configuration%s; certificates, keys, CAs, CRLs, users and JWT keys read "
 	         "again; live connections keep theirs", next ? " with changed options" : "");
 	watch_files(p, cur);
@@ -405,7 +416,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mqtls: %s\n", err);
 		goto stop;
 	}
-	log_certificate(p.ssl_ctx, cfg.cert);
+	log_certificates(p.ssl_ctx, &cfg);
 	if (cfg.ready_file && !write_ready_file(cfg.ready_file, bound, cfg.n_listen))
 		log_error("cannot write --ready-file %s: %s", cfg.ready_file, strerror(errno));
 	/* After the ready file, which may share a directory with them. */

@@ -18,6 +18,7 @@
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
+#include "tls/sni.h"
 
 /* Bucket bounds in microseconds; the text prints them in seconds. */
 static const uint64_t bucket_us[HIST_BUCKETS] = {
@@ -172,12 +173,19 @@ static void process(struct evbuffer *o, struct proxy *p)
 	     "notAfter of each certificate mqtls serves, Unix seconds.");
 	ctx = proxy_get_ssl_ctx(p);
 	if (ctx) {
-		STACK_OF(X509) *chain = NULL;
+		/* Every --cert pair, each labelled with its file. */
+		for (size_t k = 0; k < tls_server_ctx_pairs(ctx); k++) {
+			const char *file;
+			SSL_CTX *pair = tls_server_ctx_pair(ctx, k, &file);
+			STACK_OF(X509) *chain = NULL;
 
-		certificate(o, p->cfg->cert, SSL_CTX_get0_certificate(ctx));
-		if (SSL_CTX_get0_chain_certs(ctx, &chain) && chain) {
-			for (size_t i = 0; i < sk_X509_num(chain); i++)
-				certificate(o, p->cfg->cert, sk_X509_value(chain, i));
+			if (file == NULL)
+				file = p->cfg->cert[0];
+			certificate(o, file, SSL_CTX_get0_certificate(pair));
+			if (SSL_CTX_get0_chain_certs(pair, &chain) && chain) {
+				for (size_t i = 0; i < sk_X509_num(chain); i++)
+					certificate(o, file, sk_X509_value(chain, i));
+			}
 		}
 		SSL_CTX_free(ctx);
 	}

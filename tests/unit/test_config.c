@@ -160,8 +160,10 @@ static void test_defaults_apply_when_only_required_options_are_given(void **stat
 	assert_int_equal(c->n_listen, 1);
 	assert_string_equal(c->listen[0], "0.0.0.0:8883");
 	assert_null(c->listen[1]);
-	assert_string_equal(c->cert, "/b/cert.pem");
-	assert_string_equal(c->key, "/b/key.pem");
+	assert_int_equal(c->n_cert, 1);
+	assert_int_equal(c->n_key, 1);
+	assert_string_equal(c->cert[0], "/b/cert.pem");
+	assert_string_equal(c->key[0], "/b/key.pem");
 	assert_string_equal(c->upstream, "127.0.0.1:1883");
 	assert_null(c->client_ca);
 	assert_string_equal(c->client_cert, "none");
@@ -180,7 +182,7 @@ static void test_defaults_apply_when_only_required_options_are_given(void **stat
 	assert_null(c->config_file);
 }
 
-enum kind { STR, LONG, LIST };
+enum kind { STR, LONG, LIST, PAIR };
 
 struct option_case {
 	const char *name;
@@ -194,8 +196,8 @@ struct option_case {
 
 static const struct option_case option_cases[] = {
 	{ "listen", "127.0.0.1:9883", LIST, offsetof(struct config, listen), 0 },
-	S("cert", "/etc/mqtls/fullchain.pem", cert),
-	S("key", "/etc/mqtls/privkey.pem", key),
+	{ "cert", "/etc/mqtls/fullchain.pem", PAIR, offsetof(struct config, cert), 0 },
+	{ "key", "/etc/mqtls/privkey.pem", PAIR, offsetof(struct config, key), 0 },
 	S("upstream", "unix:/run/mosquitto.sock", upstream),
 	S("client-ca", "/etc/mqtls/clients.pem", client_ca),
 	S("client-cert", "required", client_cert),
@@ -230,6 +232,14 @@ static void check_option(struct fixture *f, const struct option_case *oc, const 
 		assert_int_equal(f->cfg.n_listen, 1);
 		assert_string_equal(f->cfg.listen[0], oc->value);
 		break;
+	case PAIR: {
+		/* The value given last is the last of its list. */
+		int n = strcmp(oc->name, "cert") == 0 ? f->cfg.n_cert : f->cfg.n_key;
+
+		assert_true(n >= 1);
+		assert_string_equal(((char *const *)(base + oc->offset))[n - 1], oc->value);
+		break;
+	}
 	}
 }
 
@@ -240,15 +250,19 @@ static void test_every_option_is_set_by_flag_and_by_flag_equals_value(void **sta
 	for (size_t i = 0; i < sizeof(option_cases) / sizeof(option_cases[0]); i++) {
 		const struct option_case *oc = &option_cases[i];
 		char flag[64], joined[128];
+		/* A second --cert needs its --key, and the other way round. */
+		char *partner = strcmp(oc->name, "cert") == 0 ? "--key=/b/other.key"
+		              : strcmp(oc->name, "key") == 0  ? "--cert=/b/other.pem"
+		                                              : "--client-ca=/b/ca.pem";
 
 		snprintf(flag, sizeof(flag), "--%s", oc->name);
 		/* A client CA is given so that client-cert and crl are consistent. */
-		if (load(f, REQUIRED, "--client-ca", "/b/ca.pem", flag, (char *)oc->value) != CONFIG_OK)
+		if (load(f, REQUIRED, "--client-ca", "/b/ca.pem", partner, flag, (char *)oc->value) != CONFIG_OK)
 			fail_msg("--%s %s refused: %s", oc->name, oc->value, f->err);
 		check_option(f, oc, "--name value");
 
 		snprintf(joined, sizeof(joined), "--%s=%s", oc->name, oc->value);
-		if (load(f, REQUIRED, "--client-ca", "/b/ca.pem", joined) != CONFIG_OK)
+		if (load(f, REQUIRED, "--client-ca", "/b/ca.pem", partner, joined) != CONFIG_OK)
 			fail_msg("%s refused: %s", joined, f->err);
 		check_option(f, oc, "--name=value");
 	}
@@ -298,8 +312,8 @@ static void test_config_file_with_comments_blank_lines_and_whitespace_is_read(vo
 
 	assert_int_equal(load(f, "--config", (char *)path), CONFIG_OK);
 	assert_string_equal(f->err, "");
-	assert_string_equal(f->cfg.cert, "/etc/mqtls/fullchain.pem");
-	assert_string_equal(f->cfg.key, "/etc/mqtls/privkey.pem");
+	assert_string_equal(f->cfg.cert[0], "/etc/mqtls/fullchain.pem");
+	assert_string_equal(f->cfg.key[0], "/etc/mqtls/privkey.pem");
 	assert_string_equal(f->cfg.upstream, "unix:/run/mosquitto.sock");
 	assert_int_equal(f->cfg.n_listen, 2);
 	assert_string_equal(f->cfg.listen[0], "127.0.0.1:18883");
@@ -330,8 +344,10 @@ static void test_flags_override_file_values_wherever_config_appears(void **state
 
 	assert_int_equal(load(f, "--config", path, "--workers", "5", "--cert=/flag/cert.pem"), CONFIG_OK);
 	assert_int_equal(f->cfg.workers, 5);
-	assert_string_equal(f->cfg.cert, "/flag/cert.pem");
-	assert_string_equal(f->cfg.key, "/file/key.pem");
+	/* The flag's --cert replaces the file's; the file's --key stays. */
+	assert_int_equal(f->cfg.n_cert, 1);
+	assert_string_equal(f->cfg.cert[0], "/flag/cert.pem");
+	assert_string_equal(f->cfg.key[0], "/file/key.pem");
 	assert_string_equal(f->cfg.log_level, "warn");
 
 	/* A flag before --config still wins: the file is read first. */
@@ -656,7 +672,8 @@ static void test_cleanup_is_safe_twice_and_after_an_error(void **state)
 	assert_int_equal(load(f, REQUIRED, "--workers", "nope"), CONFIG_ERROR);
 	config_cleanup(&f->cfg);
 	config_cleanup(&f->cfg);
-	assert_null(f->cfg.cert);
+	assert_null(f->cfg.cert[0]);
+	assert_int_equal(f->cfg.n_cert, 0);
 	assert_int_equal(f->cfg.n_listen, 0);
 }
 
@@ -870,7 +887,7 @@ static void test_reload_keeps_options_bound_at_start_and_names_them(void **state
 	          "--connect-timeout", "5", "--max-buffer", "20000", "--max-auth-per-ip", "3");
 	LOAD_INTO(&next, REQUIRED, "--listen", "127.0.0.1:2002", "--listen", "[::1]:2003",
 	          "--workers", "4", "--connect-timeout", "5", "--max-buffer", "30000",
-	          "--max-auth-per-ip", "4", "--cert", "/new/cert.pem");
+	          "--max-auth-per-ip", "4", "--cert", "/new/cert.pem", "--key", "/new/key.pem");
 	assert_int_equal(config_same(&run, &next), 0);
 	assert_int_equal(config_keep_running(&next, &run, names, sizeof(names), err, sizeof(err)), 2);
 	assert_string_equal(names, "listen, workers");
@@ -882,7 +899,9 @@ static void test_reload_keeps_options_bound_at_start_and_names_them(void **state
 	/* ...and taken. */
 	assert_int_equal(next.max_buffer, 30000);
 	assert_int_equal(next.max_auth_per_ip, 4);
-	assert_string_equal(next.cert, "/new/cert.pem");
+	assert_int_equal(next.n_cert, 2);
+	assert_string_equal(next.cert[1], "/new/cert.pem");
+	assert_string_equal(next.key[1], "/new/key.pem");
 	config_cleanup(&run);
 	config_cleanup(&next);
 }
@@ -938,6 +957,87 @@ static void test_config_files_lists_every_file_that_is_set(void **state)
 	config_cleanup(&c);
 }
 
+/* ---- certificate pairs (SNI) ---------------------------------------------- */
+
+static void test_cert_and_key_repeat_as_pairs_in_order(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = write_file(f, "pairs.conf", "cert /f/a.pem\nkey /f/a.key\ncert /f/b.pem\nkey /f/b.key\n");
+
+	assert_int_equal(load(f, "--upstream", "127.0.0.1:1883", "--cert", "/a.pem", "--key", "/a.key",
+	                      "--cert=/b.pem", "--key=/b.key", "--cert", "/c.pem", "--key", "/c.key"),
+	                 CONFIG_OK);
+	assert_int_equal(f->cfg.n_cert, 3);
+	assert_int_equal(f->cfg.n_key, 3);
+	assert_string_equal(f->cfg.cert[0], "/a.pem");
+	assert_string_equal(f->cfg.key[0], "/a.key");
+	assert_string_equal(f->cfg.cert[2], "/c.pem");
+	assert_string_equal(f->cfg.key[2], "/c.key");
+
+	/* In a file, one line each; flags replace the file's whole list. */
+	assert_int_equal(load(f, "--upstream", "127.0.0.1:1883", "--config", (char *)path), CONFIG_OK);
+	assert_int_equal(f->cfg.n_cert, 2);
+	assert_string_equal(f->cfg.cert[1], "/f/b.pem");
+	assert_string_equal(f->cfg.key[1], "/f/b.key");
+	assert_int_equal(load(f, "--upstream", "127.0.0.1:1883", "--config", (char *)path, "--cert", "/x.pem",
+	                      "--key", "/x.key"), CONFIG_OK);
+	assert_int_equal(f->cfg.n_cert, 1);
+	assert_string_equal(f->cfg.cert[0], "/x.pem");
+	assert_string_equal(f->cfg.key[0], "/x.key");
+
+	/* In the environment, separated like --listen's. */
+	assert_int_equal(setenv("MQTLS_CERT", "/e/a.pem,/e/b.pem", 1), 0);
+	assert_int_equal(setenv("MQTLS_KEY", "/e/a.key /e/b.key", 1), 0);
+	assert_int_equal(load(f, "--upstream", "127.0.0.1:1883"), CONFIG_OK);
+	clear_mqtls_env();
+	assert_int_equal(f->cfg.n_key, 2);
+	assert_string_equal(f->cfg.cert[1], "/e/b.pem");
+	assert_string_equal(f->cfg.key[1], "/e/b.key");
+}
+
+static void test_unequal_numbers_of_cert_and_key_are_an_error(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(load(f, REQUIRED, "--cert", "/b/second.pem"), CONFIG_ERROR);
+	assert_error_mentions(f, "--cert and --key come in pairs: 2 --cert but 1 --key");
+	assert_int_equal(load(f, REQUIRED, "--key", "/b/second.key", "--key", "/b/third.key"), CONFIG_ERROR);
+	assert_error_mentions(f, "--cert and --key come in pairs: 1 --cert but 3 --key");
+}
+
+static void test_more_pairs_than_the_maximum_is_an_error(void **state)
+{
+	struct fixture *f = *state;
+	char *args[2 * CONFIG_MAX_LIST + 8], names[CONFIG_MAX_LIST + 1][24];
+	int n = 0;
+
+	args[n++] = "--upstream";
+	args[n++] = "127.0.0.1:1883";
+	for (int i = 0; i <= CONFIG_MAX_LIST; i++) {
+		snprintf(names[i], sizeof(names[i]), "/c%d.pem", i);
+		args[n++] = "--cert";
+		args[n++] = names[i];
+	}
+	args[n] = NULL;
+	assert_int_equal(load_argv(f, args), CONFIG_ERROR);
+	assert_error_mentions(f, "--cert: at most 8 values");
+}
+
+static void test_config_files_lists_every_certificate_and_key(void **state)
+{
+	struct config c;
+	const char *files[16];
+
+	(void)state;
+	LOAD_INTO(&c, REQUIRED, "--cert", "/b/rsa.pem", "--key", "/b/rsa.key");
+	assert_int_equal(config_files(&c, files, 16), 4);
+	assert_string_equal(files[0], "/b/cert.pem");
+	assert_string_equal(files[1], "/b/rsa.pem");
+	assert_string_equal(files[2], "/b/key.pem");
+	assert_string_equal(files[3], "/b/rsa.key");
+	config_cleanup(&c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -986,6 +1086,10 @@ int main(void)
 		T(test_reload_of_the_same_options_needs_no_restart_and_is_the_same),
 		T(test_reload_inconsistent_with_a_kept_option_is_refused),
 		T(test_config_files_lists_every_file_that_is_set),
+		T(test_cert_and_key_repeat_as_pairs_in_order),
+		T(test_unequal_numbers_of_cert_and_key_are_an_error),
+		T(test_more_pairs_than_the_maximum_is_an_error),
+		T(test_config_files_lists_every_certificate_and_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
