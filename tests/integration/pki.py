@@ -101,24 +101,34 @@ class _CA:
                  "-subj", "/CN=" + cn, "-out", str(csr))
             parent.sign(csr, self.cert, "ext_ca")
 
-    def sign(self, csr, out, ext, start=None, end=None):
+    def sign(self, csr, out, ext, start=None, end=None, extfile=None):
         args = ["ca", "-batch", "-notext", "-config", str(self.conf), "-extensions", ext,
                 "-in", str(csr), "-out", str(out)]
+        if extfile:
+            args += ["-extfile", str(extfile)]
         if start:
             args += ["-startdate", start, "-enddate", end]
         else:
             args += ["-days", "30"]
         _run(*args)
 
-    def issue(self, base, name, cn, ext, rsa=False, start=None, end=None):
-        """Create NAME.key / NAME.pem in BASE signed by this CA; returns (cert, key)."""
+    def issue(self, base, name, cn, ext, rsa=False, start=None, end=None, san=None):
+        """Create NAME.key / NAME.pem in BASE signed by this CA; returns (cert, key).
+        san: a server leaf with this subjectAltName ("DNS:a.example,DNS:*.b.example")
+        instead of the one ext_server names."""
         key = base / (name + ".key")
         cert = base / (name + ".pem")
         csr = base / (name + ".csr")
+        extfile = None
         (_rsa_key if rsa else _ec_key)(key)
         _run("req", "-config", str(self.conf), "-new", "-key", str(key), "-subj", "/CN=" + cn,
              "-out", str(csr))
-        self.sign(csr, cert, ext, start, end)
+        if san:
+            extfile = base / (name + ".ext")
+            extfile.write_text("[%s]\nbasicConstraints = CA:FALSE\n"
+                               "keyUsage = critical,digitalSignature,keyEncipherment\n"
+                               "extendedKeyUsage = serverAuth\nsubjectAltName = %s\n" % (ext, san))
+        self.sign(csr, cert, ext, start, end, extfile)
         return cert, key
 
     def revoke(self, cert):
@@ -164,6 +174,16 @@ class PKI:
         _run("ec", "-in", self.server_key, "-out", self.server_key_sec1)
         self.server_rsa_key_pkcs1 = str(base / "server-rsa.pkcs1.key")
         _run("rsa", "-in", self.server_rsa_key, "-traditional", "-out", self.server_rsa_key_pkcs1)
+
+        # Pairs chosen by SNI (test_sni.py): (fullchain, key, leaf) each.
+        self.sni = {}
+        for name, cn, san, rsa in (("a", "a.sni.test", "DNS:a.sni.test", False),
+                                   ("a-next", "a.sni.test", "DNS:a.sni.test", False),
+                                   ("a-rsa", "a.sni.test RSA", "DNS:A.sni.test", True),
+                                   ("wild", "devices wildcard", "DNS:*.devices.sni.test", False)):
+            leaf, key = map(str, inter.issue(base, "sni-" + name, cn, "ext_sni", rsa=rsa, san=san))
+            self.sni[name] = (self._fullchain(base / ("sni-%s.fullchain.pem" % name), leaf,
+                                              inter.cert), key, leaf)
 
         self.client_good = tuple(map(str, clients.issue(base, "client-good", "good-client",
                                                         "ext_client")))
