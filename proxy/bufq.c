@@ -100,6 +100,12 @@ static void append(struct bufq *q, struct blk *b)
 
 int bufq_reserve(struct bufq *q, struct blk_cache *c, size_t want, struct iovec *iov, int max)
 {
+	return bufq_reserve_headroom(q, c, want, 0, iov, max);
+}
+
+int bufq_reserve_headroom(struct bufq *q, struct blk_cache *c, size_t want, size_t headroom,
+                          struct iovec *iov, int max)
+{
 	size_t have = 0, room = tail_free(q);
 	struct blk **link = &c->pending;
 	int n = 0;
@@ -120,9 +126,10 @@ int bufq_reserve(struct bufq *q, struct blk_cache *c, size_t want, struct iovec 
 			break;
 		*link = b;
 		link = &b->next;
-		iov[n].iov_base = b->data;
-		iov[n].iov_len = b->cap;
-		have += b->cap;
+		b->off = headroom < b->cap / 2 ? (uint32_t)headroom : 0;
+		iov[n].iov_base = b->data + b->off;
+		iov[n].iov_len = b->cap - b->off;
+		have += iov[n].iov_len;
 		n++;
 	}
 	return n;
@@ -146,7 +153,7 @@ void bufq_commit(struct bufq *q, struct blk_cache *c, size_t n)
 
 		c->pending = b->next;
 		if (n > 0) {
-			b->len = (uint32_t)(n < b->cap ? n : b->cap);
+			b->len = (uint32_t)(n < b->cap - b->off ? n : b->cap - b->off);
 			n -= b->len;
 			append(q, b);
 		} else {
@@ -273,6 +280,11 @@ int bufq_prepend(struct bufq *q, struct blk_cache *c, const void *p, size_t n)
 		q->tail = b;
 	q->len += n;
 	return 1;
+}
+
+size_t bufq_headroom(const struct bufq *q)
+{
+	return q->head ? q->head->off : 0;
 }
 
 const uint8_t *bufq_pullup(struct bufq *q, struct blk_cache *c, size_t n)

@@ -67,6 +67,11 @@ static inline size_t bufq_len(const struct bufq *q)
  * |max| iovecs. Returns the number of iovecs, 0 when out of memory. Space
  * not committed goes back with bufq_commit. */
 int bufq_reserve(struct bufq *q, struct blk_cache *c, size_t want, struct iovec *iov, int max);
+/* bufq_reserve, leaving |headroom| bytes free at the front of each new
+ * block (not of the tail's free space): room to write a small header in
+ * front of the data later (bufq_headroom), as WebSocket framing does. */
+int bufq_reserve_headroom(struct bufq *q, struct blk_cache *c, size_t want, size_t headroom,
+                          struct iovec *iov, int max);
 /* Appends the first |n| bytes of the space the last bufq_reserve gave, and
  * returns the blocks it did not fill to |c|. */
 void bufq_commit(struct bufq *q, struct blk_cache *c, size_t n);
@@ -83,6 +88,10 @@ void bufq_clear(struct bufq *q, struct blk_cache *c);
 int bufq_add(struct bufq *q, struct blk_cache *c, const void *p, size_t n);
 /* Puts a copy of |n| bytes at |p| in front of what |q| holds. Returns 1/0. */
 int bufq_prepend(struct bufq *q, struct blk_cache *c, const void *p, size_t n);
+/* Free bytes just in front of |q|'s first byte, in the same block (bytes
+ * already drained, or reserved headroom), which the caller may overwrite
+ * with a header of its own before writing from there. 0 when empty. */
+size_t bufq_headroom(const struct bufq *q);
 /* Makes the first |n| (at most bufq_len) bytes contiguous and returns them
  * (borrowed until |q| changes), or NULL when out of memory. */
 const uint8_t *bufq_pullup(struct bufq *q, struct blk_cache *c, size_t n);

@@ -28,6 +28,10 @@ struct option_def {
 static const struct option_def options[] = {
 	{ "listen", OPT_LIST, OFF(listen), "0.0.0.0:8883", 0, 0, NULL,
 	  "ADDR:PORT to accept TLS on; repeat for more ([::]:8883 for IPv6, port 0 = any)" },
+	{ "ws-listen", OPT_LIST, OFF(ws_listen), NULL, 0, 0, NULL,
+	  "ADDR:PORT to accept MQTT over secure WebSockets (wss://) on; repeat for more [none]" },
+	{ "ws-path", OPT_STR, OFF(ws_path), "/mqtt", 0, 0, NULL,
+	  "the HTTP path WebSocket clients upgrade on (others get 404)" },
 	{ "cert", OPT_LIST, OFF(cert), NULL, 0, 0, NULL,
 	  "server certificate chain, PEM, leaf first (e.g. Let's Encrypt fullchain.pem); repeat with --key "
 	  "for more names or an RSA and an ECDSA one: chosen by the client's SNI, the first is the default" },
@@ -207,6 +211,7 @@ static const struct {
 	size_t items, count;
 } list_options[] = {
 	{ OFF(listen), OFF(n_listen) },
+	{ OFF(ws_listen), OFF(n_ws_listen) },
 	{ OFF(cert), OFF(n_cert) },
 	{ OFF(key), OFF(n_key) },
 };
@@ -604,6 +609,18 @@ static int load_env(struct config *cfg, char **envp, struct errbuf *e)
 
 /* ---- loading ------------------------------------------------------------------ */
 
+/* An origin-form path, as the upgrade request's target is compared with
+ * it (proxy/ws_upgrade.c): '/', then visible ASCII, no query. */
+static int ws_path_ok(const char *p)
+{
+	if (p == NULL || p[0] != '/')
+		return 0;
+	for (; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '?')
+			return 0;
+	return 1;
+}
+
 /* The rules between options, checked once everything is read; derives
  * cert_mode. Run again by config_keep_running on a mixed configuration. */
 static int check_config(struct config *cfg, struct errbuf *e)
@@ -627,6 +644,11 @@ static int check_config(struct config *cfg, struct errbuf *e)
 		return fail(e, "--identity-as-username needs --client-ca FILE");
 	if (cfg->crl && cfg->client_ca == NULL)
 		return fail(e, "--crl needs --client-ca FILE");
+	if (cfg->n_listen + cfg->n_ws_listen > CONFIG_MAX_LISTEN)
+		return fail(e, "--listen and --ws-listen: at most %d listeners in all", CONFIG_MAX_LISTEN);
+	if (!ws_path_ok(cfg->ws_path))
+		return fail(e, "--ws-path %s: expected a path starting with '/', without '?', spaces or control characters",
+		            cfg->ws_path);
 	if (!jwks_config_check(cfg, e->s, e->len))
 		return 0;
 	return 1;

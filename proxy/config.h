@@ -18,6 +18,9 @@ enum client_cert_mode { CLIENT_CERT_NONE, CLIENT_CERT_OPTIONAL, CLIENT_CERT_REQU
 struct config {
 	char *listen[CONFIG_MAX_LISTEN];
 	int n_listen;
+	char *ws_listen[CONFIG_MAX_LIST];   /* MQTT over WebSockets after TLS */
+	int n_ws_listen;
+	char *ws_path;            /* where WebSocket clients upgrade, "/mqtt" */
 	char *cert[CONFIG_MAX_LIST];   /* pairs: key[i] belongs to cert[i]; the first is the default */
 	int n_cert;
 	char *key[CONFIG_MAX_LIST];
@@ -76,6 +79,24 @@ struct config {
 	long max_auth_per_user;       /* per worker; 0: no cap */
 	int users_strict;             /* not an option: a reload refuses bad lines */
 };
+
+/* Listeners are numbered the --listen ones first, then the --ws-listen
+ * ones: the index a session keeps and the metrics label by. */
+static inline int config_n_listeners(const struct config *c)
+{
+	return c->n_listen + c->n_ws_listen;
+}
+
+static inline int config_listener_is_ws(const struct config *c, int i)
+{
+	return i >= c->n_listen && i < c->n_listen + c->n_ws_listen;
+}
+
+/* The ADDR:PORT listener |i| was given as (borrowed). */
+static inline const char *config_listener(const struct config *c, int i)
+{
+	return i < c->n_listen ? c->listen[i] : c->ws_listen[i - c->n_listen];
+}
 
 enum config_result {
 	CONFIG_OK,

@@ -34,6 +34,7 @@
 
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
+#include "proxy/ws_conn.h"
 #include "tls/io.h"
 
 /* Largest TLS record plaintext: one SSL_read never yields more. */
@@ -61,7 +62,11 @@ enum fwd forward_client_in(struct session *s, int flush_first)
 		if (bufq_reserve(&s->to_up, c, s->state == S_FORWARDING ? RECORD_MAX : BLK_SMALL, &v, 1) < 1)
 			return FWD_OOM;
 		r = tls_read(s->ssl, v.iov_base, v.iov_len, &n);
-		bufq_commit(&s->to_up, c, r == TLS_IO_OK ? n : 0);
+		/* WebSocket frames are decoded in place (ws_forward.c); a close
+		 * ends the stream after the MQTT bytes in front of it. */
+		if (s->ws != NULL && r == TLS_IO_OK && !ws_forward_in(s, v.iov_base, &n))
+			r = TLS_IO_CLOSED;
+		bufq_commit(&s->to_up, c, r == TLS_IO_OK || r == TLS_IO_CLOSED ? n : 0);
 		/* After WANT_READ what the SSL holds is an incomplete record:
 		 * only more socket bytes can finish it (session.c). */
 		if (r == TLS_IO_WANT_READ)
@@ -105,6 +110,8 @@ enum fwd forward_client_out(struct session *s)
 {
 	struct blk_cache *c = session_blocks(s);
 
+	if (s->ws != NULL)
+		return ws_forward_out(s);    /* frames as it writes */
 	s->flags &= ~F_WRITE_WANTS_READ;
 	if (s->flags & F_CLIENT_DEAD) {
 		bufq_clear(&s->to_client, c);
@@ -159,7 +166,8 @@ enum fwd forward_up_in(struct session *s, size_t limit)
 			room = budget;
 		if (room > UP_READ_MAX)
 			room = UP_READ_MAX;
-		nv = bufq_reserve(&s->to_client, c, room, v, 4);
+		/* WebSocket framing writes a header in front of the bytes. */
+		nv = bufq_reserve_headroom(&s->to_client, c, room, s->ws ? WS_OUT_HEADROOM : 0, v, 4);
 		if (nv < 1)
 			return FWD_OOM;
 		/* The reservation may be larger than asked; read no more than room. */

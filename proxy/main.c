@@ -330,9 +330,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mqtls: --upstream %s\n", err);
 		goto out;
 	}
-	for (int i = 0; i < cfg.n_listen; i++) {
-		if (!address_parse(cfg.listen[i], 0, &bound[i], err, sizeof(err))) {
-			fprintf(stderr, "mqtls: --listen %s\n", err);
+	for (int i = 0; i < config_n_listeners(&cfg); i++) {
+		if (!address_parse(config_listener(&cfg, i), 0, &bound[i], err, sizeof(err))) {
+			fprintf(stderr, "mqtls: --%s %s\n", config_listener_is_ws(&cfg, i) ? "ws-listen" : "listen", err);
 			goto out;
 		}
 	}
@@ -408,16 +408,17 @@ int main(int argc, char **argv)
 			goto stop;
 		}
 	}
-	for (int i = 0; i < cfg.n_listen; i++) {
+	for (int i = 0; i < config_n_listeners(&cfg); i++) {
 		address_format((struct sockaddr *)&bound[i].sa, bound[i].len, addr, sizeof(addr));
-		log_info("listening on %s, upstream %s, %ld workers", addr, cfg.upstream, n_workers);
+		log_info("listening on %s%s, upstream %s, %ld workers", addr,
+		         config_listener_is_ws(&cfg, i) ? " (WebSocket)" : "", cfg.upstream, n_workers);
 	}
 	if (cfg.metrics && (http = http_start(cfg.metrics, &p, workers, (int)n_workers, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mqtls: %s\n", err);
 		goto stop;
 	}
 	log_certificates(p.ssl_ctx, &cfg);
-	if (cfg.ready_file && !write_ready_file(cfg.ready_file, bound, cfg.n_listen))
+	if (cfg.ready_file && !write_ready_file(cfg.ready_file, bound, config_n_listeners(&cfg)))
 		log_error("cannot write --ready-file %s: %s", cfg.ready_file, strerror(errno));
 	/* After the ready file, which may share a directory with them. */
 	watch_files(&p, &cfg);

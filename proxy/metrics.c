@@ -34,9 +34,14 @@ static const char *const close_reasons[CLOSE_REASONS] = {
 	"server_busy", "auth_timeout", "token_expired", "shutdown", "out_of_memory", "conn_per_ip",
 	"conn_rate_per_ip", "max_connections", "identity_limit", "proxy_header_invalid",
 	"proxy_header_timeout", "handshakes_per_ip",
+	"ws_bad_path", "ws_bad_request", "ws_bad_version", "ws_header_too_large", "ws_upgrade_timeout",
+	"ws_closed", "ws_protocol_error", "ws_text_frame", "ws_frame_too_big",
 	"jwks_unavailable",
 };
 
+static const char *const ws_upgrade_results[WSU_COUNT] = { "ok", "bad_path", "bad_request",
+	                                                       "bad_version", "too_large", "timeout",
+	                                                       "aborted" };
 static const char *const tls_versions[TLSV_COUNT] = { "1.2", "1.3", "none" };
 static const char *const hs_results[HS_RESULT_COUNT] = { "ok", "verify_failed", "failed", "timeout",
 	                                                  "evicted" };
@@ -197,13 +202,20 @@ void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w
 	const struct config *c = p->cfg;
 
 	head(o, "mqtls_connections_active", "gauge", "Client connections open, by listener.");
-	for (int l = 0; l < c->n_listen; l++)
-		evbuffer_add_printf(o, "mqtls_connections_active{listener=\"%s\"} %llu\n", c->listen[l],
+	for (int l = 0; l < config_n_listeners(c); l++)
+		evbuffer_add_printf(o, "mqtls_connections_active{listener=\"%s\"} %llu\n", config_listener(c, l),
 		                    (unsigned long long)SUM(connections_active[l]));
 	head(o, "mqtls_connections_total", "counter", "Client connections accepted, by listener.");
-	for (int l = 0; l < c->n_listen; l++)
-		evbuffer_add_printf(o, "mqtls_connections_total{listener=\"%s\"} %llu\n", c->listen[l],
+	for (int l = 0; l < config_n_listeners(c); l++)
+		evbuffer_add_printf(o, "mqtls_connections_total{listener=\"%s\"} %llu\n", config_listener(c, l),
 		                    (unsigned long long)SUM(connections_total[l]));
+	if (c->n_ws_listen > 0) {
+		head(o, "mqtls_ws_upgrades_total", "counter",
+		     "WebSocket upgrade requests on --ws-listen, by outcome (all but ok are answered 4xx or closed before the broker).");
+		for (int r = 0; r < WSU_COUNT; r++)
+			evbuffer_add_printf(o, "mqtls_ws_upgrades_total{result=\"%s\"} %llu\n", ws_upgrade_results[r],
+			                    (unsigned long long)SUM(ws_upgrades[r]));
+	}
 	head(o, "mqtls_connections_refused_total", "counter",
 	     "Connections over a limit at accept: handshakes_per_ip is closed before TLS, the others get a CONNACK refusal.");
 	for (int r = 0; r < REFUSED_COUNT; r++)

@@ -55,6 +55,11 @@ enum broker_error { BROKER_UNREACHABLE, BROKER_TIMEOUT, BROKER_ERROR_COUNT };
 enum accept_refusal { REFUSED_HANDSHAKES_PER_IP, REFUSED_CONN_PER_IP, REFUSED_CONN_RATE_PER_IP,
 	              REFUSED_MAX_CONNECTIONS, REFUSED_COUNT };
 
+/* WebSocket upgrade outcomes: 101, 404, 400, 400 with the version, 431,
+ * no complete request in time, the client went away first. */
+enum ws_upgrade_label { WSU_OK, WSU_BAD_PATH, WSU_BAD_REQUEST, WSU_BAD_VERSION, WSU_TOO_LARGE,
+	                WSU_TIMEOUT, WSU_ABORTED, WSU_COUNT };
+
 /* Auth methods (enum auth_method order) and results. */
 #define AUTH_METHOD_LABELS 5
 enum auth_result_label { AUTHR_OK, AUTHR_BAD_CREDENTIALS, AUTHR_NOT_AUTHORIZED, AUTHR_BAD_METHOD,
@@ -64,7 +69,7 @@ enum auth_result_label { AUTHR_OK, AUTHR_BAD_CREDENTIALS, AUTHR_NOT_AUTHORIZED, 
 #define CONNACK_CODES 256
 
 /* Close reasons: a fixed table, "other" for anything not in it. */
-#define CLOSE_REASONS 48
+#define CLOSE_REASONS 64
 
 struct metrics {
 	counter_t connections_active[CONFIG_MAX_LISTEN];
@@ -78,6 +83,7 @@ struct metrics {
 	counter_t broker_errors[BROKER_ERROR_COUNT];
 	counter_t accept_refused[REFUSED_COUNT];
 	counter_t closed[CLOSE_REASONS];
+	counter_t ws_upgrades[WSU_COUNT];
 	counter_t auth_queue;               /* gauge: slow checks queued or running */
 	counter_t heartbeat_ms;             /* gauge: the loop's last tick, monotonic ms */
 	struct histogram handshake_seconds;

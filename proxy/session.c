@@ -8,6 +8,7 @@
  * The timer, by state:
  *   PROXY_HEADER         --hello-timeout (accept to ClientHello covers it)
  *   HANDSHAKE            --hello-timeout, then what is left of --handshake-timeout
+ *   WS_UPGRADE           --hello-timeout again: TLS done -> complete upgrade request
  *   AWAIT_CONNECT        --connect-timeout
  *   AUTHENTICATING       what is left of it (a check stuck in the queue), or
  *                        the failure delay before a refusal is sent
@@ -36,6 +37,8 @@
 #include "proxy/proxyproto.h"
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
+#include "proxy/ws_frame.h"
+#include "proxy/ws_upgrade.h"
 #include "tls/io.h"
 
 /* How long a clean cut waits for the packet the client has the start of. */
@@ -61,6 +64,8 @@ size_t session_client_in_limit(const struct session *s)
 	 * little pipelining, not the forwarding-phase buffers. */
 	if (s->state == S_FORWARDING)
 		return s->w->proxy->max_buffer;
+	if (s->state == S_WS_UPGRADE)
+		return WS_UPGRADE_MAX;
 	return s->w->proxy->max_connect_size;
 }
 
@@ -109,11 +114,18 @@ static void kick_read(struct session *s)
 	event_active(&s->ev_client, EV_READ, 0);
 }
 
+/* Bytes still to write to the client: to_client, and on WebSocket
+ * listeners the HTTP answer and control frames besides. */
+static size_t client_pending(const struct session *s)
+{
+	return bufq_len(&s->to_client) + (s->ws ? ws_stage_pending(s) : 0);
+}
+
 static void session_rearm(struct session *s)
 {
 	size_t max = s->w->proxy->max_buffer;
 	size_t in_max = session_client_in_limit(s);
-	size_t up = bufq_len(&s->to_up), down = bufq_len(&s->to_client);
+	size_t up = bufq_len(&s->to_up), down = client_pending(s);
 	int client_ok = !(s->flags & F_CLIENT_DEAD);
 	uint8_t want = 0;
 
@@ -124,6 +136,7 @@ static void session_rearm(struct session *s)
 	case S_HANDSHAKE:
 		want = (s->flags & F_HS_WANTS_WRITE) ? ARM_CLIENT_WRITE : ARM_CLIENT_READ;
 		break;
+	case S_WS_UPGRADE:
 	case S_AWAIT_CONNECT:
 	case S_AUTHENTICATING:
 	case S_UPSTREAM_CONNECTING:
@@ -219,10 +232,10 @@ static void session_finish(struct session *s)
 
 static void maybe_finish(struct session *s)
 {
-	int client_pending = !(s->flags & F_CLIENT_DEAD) && bufq_len(&s->to_client) > 0;
+	int to_client = !(s->flags & F_CLIENT_DEAD) && client_pending(s) > 0;
 	int up_pending = s->ufd >= 0 && !(s->flags & F_UP_DEAD) && bufq_len(&s->to_up) > 0;
 
-	if (!client_pending && !up_pending)
+	if (!to_client && !up_pending)
 		session_finish(s);
 }
 
@@ -248,6 +261,11 @@ static void session_close(struct session *s, const char *reason)
 	s->close_state = s->state;
 	if (s->state == S_HANDSHAKE)
 		stats_handshake_failed(s, reason);
+	if (s->state == S_WS_UPGRADE)
+		ws_stage_abandoned(s, reason);
+	/* A WebSocket client is told with a close frame, after what is queued. */
+	if (s->ws)
+		ws_stage_close(s, reason && strcmp(reason, "shutdown") == 0 ? 1001 : WS_CLOSE_NORMAL);
 	if (s->auth && s->auth->job) {
 		session_auth_free(s->auth);     /* disowns and cancels the job in flight */
 		s->auth = NULL;
@@ -491,11 +509,37 @@ static void connect_step(struct session *s)
 	auth_step(s, session_auth_start(s, &c, pkt, len));
 }
 
+/* WS_UPGRADE: the request may be complete now; once answered, the MQTT
+ * bytes that followed it may hold the CONNECT already. */
+static void ws_upgrade_step(struct session *s)
+{
+	const char *reason = NULL;
+
+	switch (ws_stage_upgrade(s, &reason)) {
+	case WS_STEP_NEED_MORE:
+		return;
+	case WS_STEP_REFUSE:
+		session_close(s, reason);
+		client_out(s);
+		return;
+	case WS_STEP_OOM:
+		session_close(s, "out_of_memory");
+		return;
+	case WS_STEP_OK:
+		break;
+	}
+	s->state = S_AWAIT_CONNECT;
+	set_timer(s, &s->w->proxy->connect_timeout);
+	client_out(s);
+	if (s->state == S_AWAIT_CONNECT && bufq_len(&s->to_up) > 0)
+		connect_step(s);
+}
+
 static void client_in(struct session *s)
 {
 	enum fwd r;
 
-	if (s->state < S_AWAIT_CONNECT || s->state > S_FORWARDING)
+	if (s->state < S_WS_UPGRADE || s->state > S_FORWARDING)
 		return;
 	r = forward_client_in(s, s->state == S_FORWARDING);
 	if (r == FWD_OOM) {
@@ -504,7 +548,9 @@ static void client_in(struct session *s)
 	}
 	if (r == FWD_AGAIN)
 		kick_read(s);    /* the budget ran out: come back next turn */
-	if (s->state == S_AWAIT_CONNECT)
+	if (s->state == S_WS_UPGRADE)
+		ws_upgrade_step(s);
+	else if (s->state == S_AWAIT_CONNECT)
 		connect_step(s);
 	else if (s->state == S_FORWARDING)
 		up_out(s);
@@ -513,7 +559,7 @@ static void client_in(struct session *s)
 	if (s->flags & F_CLIENT_DEAD)
 		session_close(s, "client_error");
 	else if (s->flags & F_CLIENT_EOF)
-		session_close(s, "client_closed");
+		session_close(s, s->ws ? ws_stage_end_reason(s) : "client_closed");
 }
 
 /* FORWARDING: broker bytes in, then out to the client. While a clean cut
@@ -578,8 +624,19 @@ static void handshake_step(struct session *s)
 		(void)setsockopt(s->cfd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 1 }, sizeof(int));
 		stats_handshake_ok(s);
 		leave_handshake_count(s);
-		s->state = S_AWAIT_CONNECT;
-		set_timer(s, &s->w->proxy->connect_timeout);
+		if (config_listener_is_ws(s->w->proxy->cfg, s->listener)) {
+			/* The upgrade request is as short and as prompt as a
+			 * ClientHello: it gets --hello-timeout. */
+			if (!ws_stage_start(s)) {
+				session_close(s, "out_of_memory");
+				break;
+			}
+			s->state = S_WS_UPGRADE;
+			set_timer(s, &s->w->proxy->hello_timeout);
+		} else {
+			s->state = S_AWAIT_CONNECT;
+			set_timer(s, &s->w->proxy->connect_timeout);
+		}
 		/* TLS 1.3 clients send their CONNECT right behind Finished, so it
 		 * is usually in the socket already: reading now saves a loop turn. */
 		client_in(s);
@@ -697,6 +754,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case S_HANDSHAKE:
 		s->flags |= F_CLIENT_DEAD;
 		session_close(s, (s->flags & F_HELLO_DONE) ? "handshake_timeout" : "hello_timeout");
+		break;
+	case S_WS_UPGRADE:
+		session_close(s, "ws_upgrade_timeout");
 		break;
 	case S_AWAIT_CONNECT:
 		session_close(s, "connect_timeout");

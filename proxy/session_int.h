@@ -12,6 +12,10 @@
  *   session_auth.c  decides who the client is; may use the pool enum auth_step
  *   upstream.c      opens and completes the broker connection  enum up_step
  *   session_end.c   follows broker packet boundaries for a clean cut
+ *   ws_stage.c      answers a WebSocket upgrade request         enum ws_step
+ *
+ * On WebSocket listeners the byte mover frames and unframes the client's
+ * side (ws_forward.c), so to_up and to_client hold plain MQTT either way.
  *
  * The one call from a stage to the hub is session_auth_ready(): the pool's
  * answer arriving on the loop, which the hub then asks for its outcome.
@@ -40,6 +44,7 @@
 enum session_state {
 	S_PROXY_HEADER,         /* --accept-proxy: reading the balancer's header */
 	S_HANDSHAKE,
+	S_WS_UPGRADE,           /* --ws-listen: reading the HTTP upgrade request */
 	S_AWAIT_CONNECT,
 	S_AUTHENTICATING,
 	S_UPSTREAM_CONNECTING,
@@ -81,6 +86,7 @@ enum {
 
 struct worker;
 struct auth_job;
+struct ws_conn;
 
 /* A limit a client was over when it was accepted: it still gets its TLS
  * handshake, so that its CONNECT can be answered with a CONNACK. */
@@ -138,6 +144,7 @@ struct session {
 	struct tls_peer peer;
 	struct session_auth *auth;      /* owned, or NULL */
 	struct session_end *end;        /* owned, or NULL */
+	struct ws_conn *ws;             /* owned; WebSocket listeners only, from TLS done on */
 	char *client_id;                /* escaped copy for the log; owned */
 	const char *close_reason;       /* static string */
 	uint64_t bytes_in;              /* plaintext from client */
@@ -226,6 +233,42 @@ enum fwd forward_up_in(struct session *s, size_t limit);
 /* Writes to_up to the broker socket until it is empty or the socket is
  * full; drops it when the broker is dead. */
 enum fwd forward_up_out(struct session *s);
+
+/* Byte mover hooks for WebSocket sessions (ws_forward.c). */
+/* Decodes the |*n| client bytes just decrypted at |p| in place (raw until
+ * the upgrade is answered) and sets *n to the MQTT bytes now at |p|.
+ * Returns 1, or 0 when the client's stream ended (a close frame or a
+ * protocol error: F_CLIENT_EOF is set, the close answer queued). */
+int ws_forward_in(struct session *s, uint8_t *p, size_t *n);
+/* forward_client_out for WebSocket sessions: the upgrade answer, pongs,
+ * to_client as binary frames (headers written in place), the close frame. */
+enum fwd ws_forward_out(struct session *s);
+
+/* ---- WebSocket upgrade (ws_stage.c) -------------------------------------- */
+
+enum ws_step {
+	WS_STEP_NEED_MORE,  /* the request head has not ended yet */
+	WS_STEP_OK,         /* the 101 is queued; to_up holds the MQTT bytes that followed */
+	WS_STEP_REFUSE,     /* the 4xx answer is queued, the refusal logged; *reason says why */
+	WS_STEP_OOM,
+};
+
+/* Gives a session of a --ws-listen listener its WebSocket state. Returns 1/0. */
+int ws_stage_start(struct session *s);
+/* Reads the upgrade request at the front of to_up and answers it. */
+enum ws_step ws_stage_upgrade(struct session *s, const char **reason);
+/* Counts an upgrade that ended with the session (|reason|) before an answer. */
+void ws_stage_abandoned(struct session *s, const char *reason);
+/* Queues a close frame with |code| after what is queued, unless the
+ * upgrade was never answered or a close is queued already. */
+void ws_stage_close(struct session *s, uint16_t code);
+/* Why the client's stream ended once F_CLIENT_EOF is set: its close
+ * frame, a protocol error, or "client_closed" (no frame at all). */
+const char *ws_stage_end_reason(const struct session *s);
+/* Bytes still to write to the client besides to_client (s->ws set). */
+size_t ws_stage_pending(const struct session *s);
+/* Frees |w|; NULL is a no-op. */
+void ws_conn_free(struct ws_conn *w);
 
 /* ---- CONNECT (connect.c) ----------------------------------------------- */
 

@@ -19,7 +19,7 @@ struct blk_cache *session_blocks(const struct session *s)
 }
 
 static const char *const state_names[] = {
-	"proxy_header", "handshake", "await_connect", "authenticating", "upstream_connecting",
+	"proxy_header", "handshake", "ws_upgrade", "await_connect", "authenticating", "upstream_connecting",
 	"forwarding", "closing", "dead",
 };
 
@@ -40,12 +40,13 @@ void session_log_close(const struct session *s)
 		return;
 	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
 	log_msg(LOG_INFO,
-	        "close peer=%s tls=%s cipher=%s client_id=\"%s\" mqtt=%u auth=%s user=\"%s\" in=%llu out=%llu ms=%llu state=%s reason=%s",
+	        "close peer=%s tls=%s cipher=%s client_id=\"%s\" mqtt=%u auth=%s user=\"%s\" in=%llu out=%llu ms=%llu transport=%s state=%s reason=%s",
 	        peer, (s->flags & F_TLS_DONE) ? SSL_get_version(s->ssl) : "-",
 	        cipher ? SSL_CIPHER_get_name(cipher) : "-", s->client_id ? s->client_id : "",
 	        s->mqtt_version, auth_method_name(s->auth ? (enum auth_method)s->auth->method : AUTH_NONE),
 	        s->auth && s->auth->user ? s->auth->user : "", (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	        (unsigned long long)(session_now_ms() - s->start_ms),
+	        config_listener_is_ws(s->w->proxy->cfg, s->listener) ? "ws" : "tls",
 	        state_names[s->close_state], s->close_reason ? s->close_reason : "error");
 }
 
@@ -132,6 +133,7 @@ void session_free(struct session *s)
 	tls_peer_cleanup(&s->peer);
 	session_auth_free(s->auth);
 	free(s->end);
+	ws_conn_free(s->ws);
 	free(s->client_id);
 	s->magic = 0;
 	free(s);

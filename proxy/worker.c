@@ -342,7 +342,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 		event_add(&w->ev_deadline, &grace);
 }
 
-static int open_listener(const struct address *a, char *err, size_t errlen)
+static int open_listener(const struct address *a, const char *flag, char *err, size_t errlen)
 {
 	int one = 1, fd;
 
@@ -369,7 +369,7 @@ fail:
 		char addr[80];
 
 		address_format((const struct sockaddr *)&a->sa, a->len, addr, sizeof(addr));
-		snprintf(err, errlen, "--listen %s: %s", addr, strerror(errno));
+		snprintf(err, errlen, "--%s %s: %s", flag, addr, strerror(errno));
 	}
 	if (fd >= 0)
 		close(fd);
@@ -403,8 +403,9 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 		snprintf(err, errlen, "cannot create an event loop");
 		return 0;
 	}
-	for (int i = 0; i < p->cfg->n_listen; i++) {
-		w->lfd[i] = open_listener(&bound[i], err, errlen);
+	for (int i = 0; i < config_n_listeners(p->cfg); i++) {
+		w->lfd[i] = open_listener(&bound[i], config_listener_is_ws(p->cfg, i) ? "ws-listen" : "listen",
+		                          err, errlen);
 		if (w->lfd[i] < 0)
 			return 0;
 		w->n_listen++;

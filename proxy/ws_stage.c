@@ -1,0 +1,156 @@
+/*
+ * The WebSocket stage (session_int.h): between the TLS handshake and the
+ * CONNECT on a --ws-listen listener. It reads the client's HTTP/1.1
+ * upgrade request from to_up (the decrypted bytes, bounded by
+ * WS_UPGRADE_MAX), and answers 101 or the refusal; after that the byte
+ * mover decodes frames (ws_forward.c) and to_up holds plain MQTT bytes, so
+ * CONNECT parsing, auth and limits are those of a TLS client.
+ *
+ * The answers are written raw (ws->raw), not through to_client, whose
+ * bytes the byte mover frames. Like every stage it returns an outcome and
+ * never sets s->state: the hub decides.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/log.h"
+#include "proxy/session_int.h"
+#include "proxy/worker.h"
+#include "proxy/ws_conn.h"
+#include "proxy/ws_upgrade.h"
+
+/* The largest MQTT packet (a 268,435,455-byte remaining length and its
+ * 5-byte fixed header): a data frame cannot need to be longer, and one
+ * that claims to be is refused with 1009 before any of it is read. */
+#define WS_FRAME_MAX ((uint64_t)268435455 + 5)
+
+int ws_stage_start(struct session *s)
+{
+	struct ws_conn *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return 0;
+	ws_decoder_init(&w->dec, WS_FRAME_MAX);
+	s->ws = w;
+	return 1;
+}
+
+void ws_conn_free(struct ws_conn *w)
+{
+	free(w);
+}
+
+static void count(struct session *s, enum ws_upgrade_label l)
+{
+	if (s->ws->counted)
+		return;
+	s->ws->counted = 1;
+	counter_add(&s->w->metrics.ws_upgrades[l], 1);
+}
+
+/* The close reason and metric of a refused upgrade. */
+static const char *refusal(struct session *s, const struct ws_upgrade *u)
+{
+	if (u->status == 404) {
+		count(s, WSU_BAD_PATH);
+		return "ws_bad_path";
+	}
+	if (u->status == 431) {
+		count(s, WSU_TOO_LARGE);
+		return "ws_header_too_large";
+	}
+	if (u->want_version) {
+		count(s, WSU_BAD_VERSION);
+		return "ws_bad_version";
+	}
+	count(s, WSU_BAD_REQUEST);
+	return "ws_bad_request";
+}
+
+static int set_raw(struct ws_conn *w, size_t n)
+{
+	if (n == 0 || n > sizeof(w->raw))
+		return 0;
+	w->raw_len = (uint16_t)n;
+	return 1;
+}
+
+/* Frames the client sent right behind its request (it should wait for
+ * the 101, RFC 6455 4.1, but may not) are decoded in place like any. */
+static int decode_rest(struct session *s)
+{
+	size_t rest = bufq_len(&s->to_up), n = rest;
+	uint8_t *p;
+
+	if (rest == 0)
+		return 1;
+	/* The queue owns these bytes and nothing else points into them. */
+	if ((p = (uint8_t *)bufq_pullup(&s->to_up, session_blocks(s), rest)) == NULL)
+		return 0;
+	(void)ws_forward_in(s, p, &n);
+	bufq_truncate(&s->to_up, session_blocks(s), n);
+	return 1;
+}
+
+enum ws_step ws_stage_upgrade(struct session *s, const char **reason)
+{
+	struct ws_conn *w = s->ws;
+	struct ws_upgrade u;
+	size_t have = bufq_len(&s->to_up);
+	const uint8_t *head;
+
+	if (have == 0)
+		return WS_STEP_NEED_MORE;
+	if ((head = bufq_pullup(&s->to_up, session_blocks(s), have)) == NULL)
+		return WS_STEP_OOM;
+	switch (ws_upgrade_parse(head, have, s->w->proxy->cfg->ws_path, WS_UPGRADE_MAX, &u)) {
+	case WS_UPGRADE_NEED_MORE:
+		return WS_STEP_NEED_MORE;
+	case WS_UPGRADE_REFUSE:
+		*reason = refusal(s, &u);
+		session_log_refusal(s, *reason, u.why);
+		bufq_clear(&s->to_up, session_blocks(s));
+		if (!set_raw(w, ws_upgrade_refuse(&u, (char *)w->raw, sizeof(w->raw))))
+			w->raw_len = 0;   /* cannot happen: the answers are short; the close says enough */
+		return WS_STEP_REFUSE;
+	case WS_UPGRADE_OK:
+		break;
+	}
+	if (!set_raw(w, ws_upgrade_accept(&u, (char *)w->raw, sizeof(w->raw))))
+		return WS_STEP_OOM;
+	count(s, WSU_OK);
+	bufq_drain(&s->to_up, session_blocks(s), u.request_len);
+	w->upgraded = 1;
+	if (!decode_rest(s))
+		return WS_STEP_OOM;
+	return WS_STEP_OK;
+}
+
+void ws_stage_abandoned(struct session *s, const char *reason)
+{
+	if (s->ws == NULL)
+		return;
+	count(s, reason && strcmp(reason, "ws_upgrade_timeout") == 0 ? WSU_TIMEOUT : WSU_ABORTED);
+}
+
+void ws_stage_close(struct session *s, uint16_t code)
+{
+	struct ws_conn *w = s->ws;
+
+	if (w == NULL || !w->upgraded || w->close != WS_CLOSE_NONE)
+		return;
+	w->close_len = (uint8_t)ws_close_frame(w->close_frame, code);
+	w->close = WS_CLOSE_QUEUED;
+}
+
+const char *ws_stage_end_reason(const struct session *s)
+{
+	return s->ws && s->ws->end_reason ? s->ws->end_reason : "client_closed";
+}
+
+size_t ws_stage_pending(const struct session *s)
+{
+	const struct ws_conn *w = s->ws;
+
+	return (size_t)w->raw_len + w->hdr_len + (w->close == WS_CLOSE_QUEUED ? w->close_len : 0);
+}
