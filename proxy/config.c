@@ -131,6 +131,10 @@ static const struct option_def options[] = {
 	  "password hashes at once per client address per worker; 0 = no cap" },
 	{ "max-auth-per-user", OPT_LONG, OFF(max_auth_per_user), "8", 0, 100000, NULL,
 	  "password hashes at once per user name per worker; 0 = no cap" },
+	{ "acl-file", OPT_STR, OFF(acl_file), NULL, 0, 0, NULL,
+	  "topic ACL in mosquitto's acl_file syntax, checked on every PUBLISH and SUBSCRIBE [none]" },
+	{ "acl-deny", OPT_CHOICE, OFF(acl_deny), "drop", 0, 0, "drop|disconnect",
+	  "what a denied PUBLISH/SUBSCRIBE costs: drop (answered 0x87/0x80) or disconnect" },
 	{ "auth-fail-delay", OPT_LONG, OFF(auth_fail_delay), "100", 0, 60000, NULL,
 	  "ms before refusing a failed login; doubles per recent failure from that address, to 5 s" },
 };
@@ -747,6 +751,7 @@ static const char *const live_options[] = {
 	"users", "auth", "allow-anonymous", "require-clientid-match", "jwt-keys", "jwt-issuer",
 	"jwt-audience", "jwt-username-claim", "jwt-leeway", "jwt-require-exp",
 	"jwt-expiry-disconnect", "upstream-username", "upstream-password-file", "auth-fail-delay",
+	"acl-file", "acl-deny",
 	/* the same argv and environment always name the same file */
 	"config",
 };
@@ -754,7 +759,7 @@ static const char *const live_options[] = {
 /* Files a configuration loads; a change to any of them calls for a reload. */
 static const char *const file_options[] = {
 	"config", "cert", "key", "client-ca", "crl", "users", "jwt-keys", "upstream-password-file",
-	"ticket-keys",
+	"ticket-keys", "acl-file",
 };
 
 static int option_is_live(const struct option_def *o)

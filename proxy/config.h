@@ -78,6 +78,10 @@ struct config {
 	long max_auth_per_ip;         /* per worker; 0: no cap */
 	long max_auth_per_user;       /* per worker; 0: no cap */
 	int users_strict;             /* not an option: a reload refuses bad lines */
+
+	/* Topic access control (proxy/acl.h, proxy/acl_filter.h). */
+	char *acl_file;               /* mosquitto acl_file syntax, or NULL: no ACL */
+	char *acl_deny;               /* drop|disconnect */
 };
 
 /* Listeners are numbered the --listen ones first, then the --ws-listen

@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "proxy/address.h"
+#include "proxy/brokers.h"
 #include "proxy/http.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -91,13 +92,11 @@ static void on_healthz(struct http_server *h, struct evhttp_request *req)
 	reply(req, 200, "text/plain", "ok");
 }
 
-/* One TCP (or unix) connect to the broker, bounded by PROBE_TIMEOUT_MS. */
-static void probe_broker(struct http_server *h)
+/* One TCP (or unix) connect to |u|, bounded by PROBE_TIMEOUT_MS; 0 or the errno. */
+static int probe_one(const struct address *u)
 {
-	const struct address *u = &h->p->upstream;
 	int in_progress = 0, err = 0, fd;
 	socklen_t elen = sizeof(err);
-	char addr[160];
 
 	fd = address_connect(u, &in_progress);
 	if (fd >= 0 && in_progress) {
@@ -113,9 +112,27 @@ static void probe_broker(struct http_server *h)
 	}
 	if (fd >= 0)
 		close(fd);
+	return err;
+}
+
+/* Ready while any broker answers (with several, sessions fail over). */
+static void probe_broker(struct http_server *h)
+{
+	struct brokers *b = h->p->brokers;
+	int n = b ? brokers_count(b) : 1, err = 0;
+	struct address u = h->p->upstream;
+	char addr[160];
+
+	for (int i = 0; i < n; i++) {
+		if (b)
+			brokers_address(b, i, &u);
+		if ((err = probe_one(&u)) == 0)
+			break;
+	}
 	h->probe_ok = err == 0;
-	address_format((const struct sockaddr *)&u->sa, u->len, addr, sizeof(addr));
-	snprintf(h->probe_reason, sizeof(h->probe_reason), "broker %s unreachable: %s", addr, strerror(err));
+	address_format((const struct sockaddr *)&u.sa, u.len, addr, sizeof(addr));
+	snprintf(h->probe_reason, sizeof(h->probe_reason), "%sbroker %s unreachable: %s",
+	         n > 1 ? "no broker reachable; the last: " : "", addr, strerror(err));
 }
 
 static void on_readyz(struct http_server *h, struct evhttp_request *req)

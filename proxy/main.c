@@ -23,6 +23,7 @@
 
 #include "proxy/address.h"
 #include "proxy/auth/faildelay.h"
+#include "proxy/brokers.h"
 #include "proxy/auth/jwks_fetch.h"
 #include "proxy/auth/policy.h"
 #include "proxy/pool.h"
@@ -291,7 +292,7 @@ int main(int argc, char **argv)
 	struct worker *workers = NULL;
 	struct http_server *http = NULL;
 	enum log_level level = LOG_INFO;
-	char err[512], addr[160];
+	char err[512], addr[160], upstreams[1024];
 	sigset_t sigs;
 	long n_workers = 0, started = 0;
 	int rc = 2, sig;
@@ -326,8 +327,8 @@ int main(int argc, char **argv)
 	p.cfg = &cfg;
 	p.argc = argc;
 	p.argv = argv;
-	if (!address_parse(cfg.upstream, 1, &p.upstream, err, sizeof(err))) {
-		fprintf(stderr, "mqtls: --upstream %s\n", err);
+	if ((p.brokers = brokers_new(&cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mqtls: %s\n", err);
 		goto out;
 	}
 	for (int i = 0; i < config_n_listeners(&cfg); i++) {
@@ -408,10 +409,16 @@ int main(int argc, char **argv)
 			goto stop;
 		}
 	}
+	/* Probes of brokers marked down take at most --upstream-timeout. */
+	if (!brokers_start(p.brokers, cfg.upstream_timeout * 1000)) {
+		fprintf(stderr, "mqtls: cannot start the broker health thread\n");
+		goto stop;
+	}
+	brokers_describe(p.brokers, upstreams, sizeof(upstreams));
 	for (int i = 0; i < config_n_listeners(&cfg); i++) {
 		address_format((struct sockaddr *)&bound[i].sa, bound[i].len, addr, sizeof(addr));
 		log_info("listening on %s%s, upstream %s, %ld workers", addr,
-		         config_listener_is_ws(&cfg, i) ? " (WebSocket)" : "", cfg.upstream, n_workers);
+		         config_listener_is_ws(&cfg, i) ? " (WebSocket)" : "", upstreams, n_workers);
 	}
 	if (cfg.metrics && (http = http_start(cfg.metrics, &p, workers, (int)n_workers, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mqtls: %s\n", err);
@@ -470,6 +477,7 @@ out:
 	auth_material_unref(p.auth);
 	SSL_CTX_free(p.ssl_ctx);
 	watch_free(p.watch);
+	brokers_free(p.brokers);    /* no worker is left to read it */
 	/* Every thread that reads p.cfg has stopped. */
 	proxy_free_configs(&p);
 	config_cleanup(&cfg);

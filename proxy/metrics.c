@@ -36,7 +36,7 @@ static const char *const close_reasons[CLOSE_REASONS] = {
 	"proxy_header_timeout", "handshakes_per_ip",
 	"ws_bad_path", "ws_bad_request", "ws_bad_version", "ws_header_too_large", "ws_upgrade_timeout",
 	"ws_closed", "ws_protocol_error", "ws_text_frame", "ws_frame_too_big",
-	"jwks_unavailable",
+	"jwks_unavailable", "acl_denied", "protocol_error",
 };
 
 static const char *const ws_upgrade_results[WSU_COUNT] = { "ok", "bad_path", "bad_request",
@@ -216,6 +216,13 @@ void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w
 			evbuffer_add_printf(o, "mqtls_ws_upgrades_total{result=\"%s\"} %llu\n", ws_upgrade_results[r],
 			                    (unsigned long long)SUM(ws_upgrades[r]));
 	}
+	head(o, "mqtls_acl_decisions_total", "counter",
+	     "ACL decisions on client PUBLISH topics and SUBSCRIBE filters (one per filter).");
+	for (int k = 0; k < ACLP_COUNT; k++)
+		for (int r = 0; r < 2; r++)
+			evbuffer_add_printf(o, "mqtls_acl_decisions_total{packet=\"%s\",result=\"%s\"} %llu\n",
+			                    k == ACLP_PUBLISH ? "publish" : "subscribe", r ? "denied" : "allowed",
+			                    (unsigned long long)SUM(acl_decisions[k][r]));
 	head(o, "mqtls_connections_refused_total", "counter",
 	     "Connections over a limit at accept: handshakes_per_ip is closed before TLS, the others get a CONNACK refusal.");
 	for (int r = 0; r < REFUSED_COUNT; r++)

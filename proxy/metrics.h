@@ -60,6 +60,10 @@ enum accept_refusal { REFUSED_HANDSHAKES_PER_IP, REFUSED_CONN_PER_IP, REFUSED_CO
 enum ws_upgrade_label { WSU_OK, WSU_BAD_PATH, WSU_BAD_REQUEST, WSU_BAD_VERSION, WSU_TOO_LARGE,
 	                WSU_TIMEOUT, WSU_ABORTED, WSU_COUNT };
 
+/* ACL decisions, by packet: [packet][0 allowed, 1 denied]; a SUBSCRIBE
+ * counts one per filter. */
+enum acl_packet_label { ACLP_PUBLISH, ACLP_SUBSCRIBE, ACLP_COUNT };
+
 /* Auth methods (enum auth_method order) and results. */
 #define AUTH_METHOD_LABELS 5
 enum auth_result_label { AUTHR_OK, AUTHR_BAD_CREDENTIALS, AUTHR_NOT_AUTHORIZED, AUTHR_BAD_METHOD,
@@ -84,6 +88,7 @@ struct metrics {
 	counter_t accept_refused[REFUSED_COUNT];
 	counter_t closed[CLOSE_REASONS];
 	counter_t ws_upgrades[WSU_COUNT];
+	counter_t acl_decisions[ACLP_COUNT][2];
 	counter_t auth_queue;               /* gauge: slow checks queued or running */
 	counter_t heartbeat_ms;             /* gauge: the loop's last tick, monotonic ms */
 	struct histogram handshake_seconds;

@@ -33,10 +33,12 @@ struct faildelay;
 struct watch;
 struct limits;
 struct jwks_fetch;
+struct brokers;
 
 struct proxy {
 	const struct config *_Atomic cfg;  /* the live one: main's, or one of |configs| */
-	struct address upstream;
+	struct brokers *brokers;           /* owned: the --upstream set (proxy/brokers.h) */
+	struct address upstream;           /* the one broker when |brokers| is NULL (unit fixtures) */
 	_Atomic size_t max_buffer;         /* from cfg; a reload stores the new value */
 	_Atomic size_t max_connect_size;   /* likewise */
 	struct timeval hello_timeout;      /* accept -> complete ClientHello */

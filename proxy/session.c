@@ -437,6 +437,55 @@ static int identity_admitted(struct session *s)
 	return 1;
 }
 
+/* The ACL's outcome on client bytes: a denial that ends the session ends
+ * it cleanly (MQTT 5: DISCONNECT between two broker packets); answers it
+ * put in to_client go out now. */
+static void acl_step(struct session *s, size_t from)
+{
+	struct acl_report rep;
+	const char *reason = NULL;
+
+	switch (acl_up(s, from, &rep)) {
+	case ACL_OK:
+		break;
+	case ACL_DENY_CLOSE:
+		reason = "acl_denied";
+		break;
+	case ACL_REFUSE:
+		reason = "protocol_error";
+		break;
+	case ACL_OOM:
+		session_close(s, "out_of_memory");
+		return;
+	}
+	if (reason && s->state == S_FORWARDING)
+		end_session(s, rep.code, reason);
+	else if (reason)
+		session_close(s, reason);
+	else if (rep.answered)
+		client_out(s);
+}
+
+/* An admitted client: an ACL that applies to it starts now, with what it
+ * pipelined behind its CONNECT. Returns 1 if the session goes on. */
+static int acl_begin(struct session *s)
+{
+	size_t len = 0;
+
+	switch (acl_attach(s, &len)) {
+	case ACL_OFF:
+		return 1;
+	case ACL_ATTACH_OOM:
+		session_close(s, "out_of_memory");
+		return 0;
+	case ACL_ON:
+		break;
+	}
+	if (bufq_len(&s->to_up) > len)
+		acl_step(s, len);
+	return s->state == S_AUTHENTICATING;
+}
+
 static void auth_step(struct session *s, enum auth_step r)
 {
 	switch (r) {
@@ -444,7 +493,8 @@ static void auth_step(struct session *s, enum auth_step r)
 		if (!identity_admitted(s))
 			break;
 		stats_auth(s, AUTHR_OK);
-		connect_broker(s);
+		if (acl_begin(s))
+			connect_broker(s);
 		break;
 	case AUTH_STEP_REFUSE:
 		stats_auth(s, stats_auth_refusal(s->auth->refusal_reason));
@@ -538,14 +588,19 @@ static void ws_upgrade_step(struct session *s)
 static void client_in(struct session *s)
 {
 	enum fwd r;
+	size_t from;
 
 	if (s->state < S_WS_UPGRADE || s->state > S_FORWARDING)
 		return;
-	r = forward_client_in(s, s->state == S_FORWARDING);
+	from = bufq_len(&s->to_up);
+	/* With an ACL nothing may leave before the filter has seen it. */
+	r = forward_client_in(s, s->state == S_FORWARDING && s->acl == NULL);
 	if (r == FWD_OOM) {
 		session_close(s, "out_of_memory");
 		return;
 	}
+	if (s->acl && bufq_len(&s->to_up) > from)
+		acl_step(s, from);
 	if (r == FWD_AGAIN)
 		kick_read(s);    /* the budget ran out: come back next turn */
 	if (s->state == S_WS_UPGRADE)
@@ -576,7 +631,14 @@ static void up_in(struct session *s)
 		}
 		got = bufq_len(&s->to_client) - from;
 		if (got > 0) {
-			end_track(s, from);
+			enum acl_down d = s->acl ? acl_down(s, from) : ACL_DOWN_IDLE;
+
+			if (d == ACL_DOWN_OOM) {
+				session_close(s, "out_of_memory");
+				return;
+			}
+			if (d == ACL_DOWN_IDLE)
+				end_track(s, from);
 			stats_connack(s);    /* the broker's first bytes are its CONNACK */
 		}
 		if (end_ready(s)) {

@@ -12,6 +12,7 @@
  *   session_auth.c  decides who the client is; may use the pool enum auth_step
  *   upstream.c      opens and completes the broker connection  enum up_step
  *   session_end.c   follows broker packet boundaries for a clean cut
+ *   acl_stage.c     topic ACL on client PUBLISH/SUBSCRIBE          enum acl_step
  *   ws_stage.c      answers a WebSocket upgrade request         enum ws_step
  *
  * On WebSocket listeners the byte mover frames and unframes the client's
@@ -33,6 +34,7 @@
 #include "mqtt/connack.h"
 #include "mqtt/connect.h"
 #include "mqtt/framer.h"
+#include "proxy/acl_filter.h"
 #include "proxy/bufq.h"
 #include "proxy/metrics.h"
 #include "proxy/session.h"
@@ -87,6 +89,8 @@ enum {
 struct worker;
 struct auth_job;
 struct ws_conn;
+struct acl;
+struct acl_session;
 
 /* A limit a client was over when it was accepted: it still gets its TLS
  * handshake, so that its CONNECT can be answered with a CONNACK. */
@@ -107,6 +111,8 @@ struct session_auth {
 	const char *refusal_reason;     /* static */
 	uint32_t hold_ms;               /* how long the refusal still waits */
 	char *user;                     /* escaped identity, owned */
+	char *identity;                 /* the same unescaped, owned, kept only for an ACL's %u */
+	struct acl *acl;                /* the token's `acl` claim until the ACL stage takes it */
 	int64_t expires;                /* token end (with leeway), 0 if none */
 	uint64_t connect_ms;            /* when the CONNECT was complete: the failure delay's start */
 };
@@ -145,6 +151,7 @@ struct session {
 	struct session_auth *auth;      /* owned, or NULL */
 	struct session_end *end;        /* owned, or NULL */
 	struct ws_conn *ws;             /* owned; WebSocket listeners only, from TLS done on */
+	struct acl_session *acl;        /* owned while an ACL applies (acl_stage.c), else NULL */
 	char *client_id;                /* escaped copy for the log; owned */
 	const char *close_reason;       /* static string */
 	uint64_t bytes_in;              /* plaintext from client */
@@ -324,6 +331,32 @@ enum up_step upstream_check(struct session *s, int *err);
 void upstream_close(struct session *s);
 /* Logs that the broker could not be reached, with |err|. */
 void upstream_log_failure(const struct session *s, int err);
+
+/* ---- topic ACL (acl_stage.c, on proxy/acl_filter.c) ---------------------- */
+
+enum acl_attach {
+	ACL_OFF,            /* no ACL applies: the stream stays opaque */
+	ACL_ON,             /* s->acl is set; filter what follows the CONNECT */
+	ACL_ATTACH_OOM,
+};
+
+/* Once the client is admitted, sets s->acl if --acl-file or its token's
+ * `acl` claim applies, and says in *connect_len where the CONNECT at the
+ * front of to_up ends. */
+enum acl_attach acl_attach(struct session *s, size_t *connect_len);
+/* Filters the client bytes of to_up from offset |from| on (acl_filter.h):
+ * afterwards to_up holds only what may reach the broker. */
+enum acl_step acl_up(struct session *s, size_t from, struct acl_report *rep);
+
+enum acl_down {
+	ACL_DOWN_IDLE,      /* nothing for the ACL: feed the end framer as usual */
+	ACL_DOWN_DONE,      /* the broker bytes from |from| on were followed and fed */
+	ACL_DOWN_OOM,
+};
+
+/* Looks at the broker bytes of to_client from offset |from| on while a
+ * SUBACK merge or an answer of mqtls's waits. */
+enum acl_down acl_down(struct session *s, size_t from);
 
 /* ---- packet boundaries (session_end.c) --------------------------------- */
 

@@ -134,6 +134,7 @@ void session_free(struct session *s)
 	session_auth_free(s->auth);
 	free(s->end);
 	ws_conn_free(s->ws);
+	acl_session_free(s->acl);
 	free(s->client_id);
 	s->magic = 0;
 	free(s);

@@ -11,7 +11,7 @@ sslscan testssl.sh procps python3-yaml shellcheck prometheus curl
 haproxy nginx-light libnginx-mod-stream stunnel4 gnuplot-nox
 podman runc buildah catatonit netavark aardvark-dns iptables podman-compose mmdebstrap
 pebble certbot
-chromium libnss3-tools"
+chromium libnss3-tools fonts-dejavu-core"
 # npm packages, installed globally: deploy/kubernetes/validate.py checks the
 # Kubernetes manifests against kubernetes-types with the TypeScript compiler.
 NPM_PKGS="typescript@5.9.3 kubernetes-types@1.30.0"

@@ -521,7 +521,7 @@ static void setup(void)
 	if (g.lfd < 0 || bind(g.lfd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
 	    listen(g.lfd, 64) != 0)
 		die("broker listener");
-	if (!address_parse(c->upstream, 1, &g.broker, err, sizeof(err)))
+	if (!address_parse(c->upstream[0], 1, &g.broker, err, sizeof(err)))
 		die(err);
 	{
 		struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr = { htonl(INADDR_LOOPBACK) } };

@@ -164,7 +164,10 @@ static void test_defaults_apply_when_only_required_options_are_given(void **stat
 	assert_int_equal(c->n_key, 1);
 	assert_string_equal(c->cert[0], "/b/cert.pem");
 	assert_string_equal(c->key[0], "/b/key.pem");
-	assert_string_equal(c->upstream, "127.0.0.1:1883");
+	assert_int_equal(c->n_upstream, 1);
+	assert_string_equal(c->upstream[0], "127.0.0.1:1883");
+	assert_string_equal(c->upstream_balance, "first");
+	assert_int_equal(c->resolve_interval, 30);
 	assert_null(c->client_ca);
 	assert_string_equal(c->client_cert, "none");
 	assert_int_equal(c->cert_mode, CLIENT_CERT_NONE);
@@ -198,7 +201,9 @@ static const struct option_case option_cases[] = {
 	{ "listen", "127.0.0.1:9883", LIST, offsetof(struct config, listen), 0 },
 	{ "cert", "/etc/mqtls/fullchain.pem", PAIR, offsetof(struct config, cert), 0 },
 	{ "key", "/etc/mqtls/privkey.pem", PAIR, offsetof(struct config, key), 0 },
-	S("upstream", "unix:/run/mosquitto.sock", upstream),
+	{ "upstream", "unix:/run/mosquitto.sock", LIST, offsetof(struct config, upstream), 0 },
+	S("upstream-balance", "clientid-hash", upstream_balance),
+	{ "resolve-interval", "0", LONG, offsetof(struct config, resolve_interval), 0 },
 	S("client-ca", "/etc/mqtls/clients.pem", client_ca),
 	S("client-cert", "required", client_cert),
 	S("crl", "/etc/mqtls/crl.pem", crl),
@@ -228,10 +233,20 @@ static void check_option(struct fixture *f, const struct option_case *oc, const 
 		if (*(const long *)(base + oc->offset) != oc->number)
 			fail_msg("%s (%s form) was not applied", oc->name, form);
 		break;
-	case LIST:
-		assert_int_equal(f->cfg.n_listen, 1);
-		assert_string_equal(f->cfg.listen[0], oc->value);
+	case LIST: {
+		char *const *items = (char *const *)(base + oc->offset);
+		size_t n = 0;
+
+		while (n < CONFIG_MAX_LIST && items[n])
+			n++;
+		/* The flag's value comes last: after REQUIRED's --upstream, and
+		 * in place of --listen's default. */
+		if (n == 0 || strcmp(items[n - 1], oc->value) != 0)
+			fail_msg("%s (%s form) was not applied", oc->name, form);
+		if (oc->offset == offsetof(struct config, listen))
+			assert_int_equal(f->cfg.n_listen, 1);
 		break;
+	}
 	case PAIR: {
 		/* The value given last is the last of its list. */
 		int n = strcmp(oc->name, "cert") == 0 ? f->cfg.n_cert : f->cfg.n_key;
@@ -314,7 +329,7 @@ static void test_config_file_with_comments_blank_lines_and_whitespace_is_read(vo
 	assert_string_equal(f->err, "");
 	assert_string_equal(f->cfg.cert[0], "/etc/mqtls/fullchain.pem");
 	assert_string_equal(f->cfg.key[0], "/etc/mqtls/privkey.pem");
-	assert_string_equal(f->cfg.upstream, "unix:/run/mosquitto.sock");
+	assert_string_equal(f->cfg.upstream[0], "unix:/run/mosquitto.sock");
 	assert_int_equal(f->cfg.n_listen, 2);
 	assert_string_equal(f->cfg.listen[0], "127.0.0.1:18883");
 	assert_string_equal(f->cfg.listen[1], "[::1]:18883");

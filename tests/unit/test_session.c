@@ -561,7 +561,7 @@ static void broker_unreachable(void **state, unsigned level, const void *want, s
 	pump(f);
 	assert_gone(f, c);
 	assert_client_answered(c, want, n);
-	assert_true(log_has(f, "nobody.sock unreachable: No such file or directory"));
+	assert_true(log_has(f, "nobody.sock error=\"No such file or directory\""));
 	/* The broker is tried inside the CONNECT's turn, before the state
 	 * becomes upstream_connecting. */
 	assert_close_line(f, c, "authenticating", "broker_unreachable");
