@@ -39,6 +39,7 @@ struct acl_user {
 };
 
 struct acl {
+	int refs;                /* atomic: sessions share a table with a reload */
 	char *pool;              /* owned */
 	size_t pool_len, pool_cap;
 	struct acl_rule *rules;  /* owned; grouped as described above */
@@ -200,12 +201,23 @@ int acl_finish(struct acl *a)
 
 struct acl *acl_new(void)
 {
-	return calloc(1, sizeof(struct acl));
+	struct acl *a = calloc(1, sizeof(struct acl));
+
+	if (a)
+		a->refs = 1;
+	return a;
+}
+
+struct acl *acl_ref(struct acl *acl)
+{
+	if (acl)
+		__atomic_add_fetch(&acl->refs, 1, __ATOMIC_RELAXED);
+	return acl;
 }
 
 void acl_free(struct acl *acl)
 {
-	if (acl == NULL)
+	if (acl == NULL || __atomic_sub_fetch(&acl->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	free(acl->pool);
 	free(acl->rules);

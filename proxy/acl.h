@@ -86,7 +86,12 @@ struct acl *acl_parse(const char *text, size_t len, const char *name, char *err,
 struct acl *acl_from_lists(const struct slice *pub, size_t npub, const struct slice *sub,
                            size_t nsub, char *err, size_t errlen);
 
-/* Frees |acl|; acl_free(NULL) is a no-op. */
+/* Takes one more reference to |acl| (NULL is returned as is): a session
+ * keeps the table it started with across a reload. */
+struct acl *acl_ref(struct acl *acl);
+
+/* Drops a reference to |acl| and frees it with the last; acl_free(NULL) is
+ * a no-op. */
 void acl_free(struct acl *acl);
 
 /* The number of topic and pattern rules, and of user sections. */

@@ -329,3 +329,178 @@ ssize_t bufq_write(struct bufq *q, struct blk_cache *c, int fd)
 		bufq_drain(q, c, (size_t)w);
 	return w;
 }
+
+/* ---- editing inside a queue (the ACL filter) ------------------------------ */
+
+/* The block holding offset |at| (< q->len), the offset inside it in *k,
+ * the link that points at it in *link and the block before it in *prev
+ * (NULL at the head). */
+static struct blk *locate(struct bufq *q, size_t at, size_t *k, struct blk ***link,
+                          struct blk **prev)
+{
+	struct blk **l = &q->head;
+
+	*prev = NULL;
+	while (*l && at >= (*l)->len) {
+		at -= (*l)->len;
+		*prev = *l;
+		l = &(*l)->next;
+	}
+	*k = at;
+	*link = l;
+	return *l;
+}
+
+/* Unlinks the block at *link (whose predecessor is |prev|, NULL at the
+ * head) and gives it back. */
+static void unlink_put(struct bufq *q, struct blk_cache *c, struct blk **link, struct blk *prev)
+{
+	struct blk *b = *link;
+
+	*link = b->next;
+	if (q->tail == b)
+		q->tail = prev;
+	blk_put(c, b);
+}
+
+int bufq_copyout(const struct bufq *q, size_t from, void *out, size_t n)
+{
+	uint8_t *dst = out;
+	const struct blk *b = q->head;
+
+	if (from > q->len || n > q->len - from)
+		return 0;
+	while (b && from >= b->len) {
+		from -= b->len;
+		b = b->next;
+	}
+	for (; b && n > 0; b = b->next) {
+		size_t take = b->len - from < n ? b->len - from : n;
+
+		memcpy(dst, b->data + b->off + from, take);
+		dst += take;
+		n -= take;
+		from = 0;
+	}
+	return 1;
+}
+
+void bufq_cut(struct bufq *q, struct blk_cache *c, size_t from, size_t n)
+{
+	struct blk **link, *b, *prev = NULL;
+	size_t k;
+
+	if (from >= q->len || n == 0)
+		return;
+	if (n > q->len - from)
+		n = q->len - from;
+	b = locate(q, from, &k, &link, &prev);
+	q->len -= n;
+	if (k + n < b->len) {
+		/* Inside one block: close the gap by moving the shorter side. */
+		uint8_t *d = b->data + b->off;
+
+		if (k < b->len - k - n) {
+			memmove(d + n, d, k);
+			b->off += (uint32_t)n;
+		} else {
+			memmove(d + k, d + k + n, b->len - k - n);
+		}
+		b->len -= (uint32_t)n;
+		return;
+	}
+	/* The range runs to the end of b, and maybe on into the next blocks. */
+	n -= b->len - k;
+	b->len = (uint32_t)k;
+	if (k == 0) {
+		unlink_put(q, c, link, prev);
+	} else {
+		prev = b;
+		link = &b->next;
+	}
+	while (n > 0 && *link) {
+		b = *link;
+		if (n >= b->len) {
+			n -= b->len;
+			unlink_put(q, c, link, prev);
+			continue;
+		}
+		b->off += (uint32_t)n;
+		b->len -= (uint32_t)n;
+		n = 0;
+	}
+}
+
+/* Links the block |nb| (holding its bytes) in at offset |at| (< q->len),
+ * splitting the block there if |at| falls inside it. Returns 1/0. */
+static int insert_block(struct bufq *q, struct blk_cache *c, size_t at, struct blk *nb)
+{
+	struct blk **link, *b, *prev;
+	size_t k;
+
+	b = locate(q, at, &k, &link, &prev);
+	if (k > 0) {
+		/* The part of b after |at| moves to a block of its own. */
+		size_t rest = b->len - k;
+		struct blk *r = blk_get(c, rest);
+
+		if (r == NULL)
+			return 0;
+		memcpy(r->data, b->data + b->off + k, rest);
+		r->len = (uint32_t)rest;
+		b->len = (uint32_t)k;
+		r->next = b->next;
+		b->next = r;
+		if (q->tail == b)
+			q->tail = r;
+		link = &b->next;
+	}
+	nb->next = *link;
+	*link = nb;
+	q->len += nb->len;
+	return 1;
+}
+
+int bufq_insert(struct bufq *q, struct blk_cache *c, size_t at, const void *p, size_t n)
+{
+	struct blk *nb;
+
+	if (n == 0)
+		return 1;
+	if (at >= q->len)
+		return bufq_add(q, c, p, n);
+	if ((nb = blk_get(c, n)) == NULL)
+		return 0;
+	memcpy(nb->data, p, n);
+	nb->len = (uint32_t)n;
+	if (!insert_block(q, c, at, nb)) {
+		blk_put(c, nb);
+		return 0;
+	}
+	return 1;
+}
+
+uint8_t *bufq_pullup_at(struct bufq *q, struct blk_cache *c, size_t at, size_t n)
+{
+	struct blk **link, *b, *nb, *prev;
+	size_t k;
+
+	if (n == 0 || at > q->len || n > q->len - at)
+		return NULL;
+	b = locate(q, at, &k, &link, &prev);
+	if (b->len - k >= n)
+		return b->data + b->off + k;
+	if ((nb = blk_get(c, n)) == NULL)
+		return NULL;
+	(void)bufq_copyout(q, at, nb->data, n);
+	nb->len = (uint32_t)n;
+	bufq_cut(q, c, at, n);
+	/* |at| is now at a block boundary (or the end): no split can fail. */
+	if (at >= q->len) {
+		append(q, nb);
+	} else if (!insert_block(q, c, at, nb)) {
+		blk_put(c, nb);
+		return NULL;
+	}
+	return nb->data;
+}

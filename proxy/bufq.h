@@ -99,4 +99,22 @@ const uint8_t *bufq_pullup(struct bufq *q, struct blk_cache *c, size_t n);
  * Returns the bytes written, or -1 with errno set. */
 ssize_t bufq_write(struct bufq *q, struct blk_cache *c, int fd);
 
+/* ---- editing inside a queue (the ACL filter) ----
+ * For a stage that decides about bytes already queued: copy some out,
+ * cut a range, insert its own bytes at an offset. Offsets count from the
+ * queue's first byte. Each copies at most one block's worth besides |n|. */
+
+/* Copies |n| bytes from offset |from| into |out|. Returns 1, or 0 (nothing
+ * copied) if the queue holds fewer. */
+int bufq_copyout(const struct bufq *q, size_t from, void *out, size_t n);
+/* Removes the |n| bytes at offset |from| (fewer if the queue ends first). */
+void bufq_cut(struct bufq *q, struct blk_cache *c, size_t from, size_t n);
+/* Puts a copy of |n| bytes at |p| at offset |at| (the end if |at| is past
+ * it). Returns 1/0. */
+int bufq_insert(struct bufq *q, struct blk_cache *c, size_t at, const void *p, size_t n);
+/* Makes the |n| bytes at offset |at| contiguous and returns them, writable
+ * and borrowed until |q| changes; NULL when out of memory or fewer are
+ * queued. */
+uint8_t *bufq_pullup_at(struct bufq *q, struct blk_cache *c, size_t at, size_t n);
+
 #endif

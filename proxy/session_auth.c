@@ -22,6 +22,7 @@
 #include "mqtt/connack.h"
 #include "mqtt/connect.h"
 #include "mqtt/cursor.h"
+#include "proxy/acl.h"
 #include "proxy/auth/faildelay.h"
 #include "proxy/auth/jwks_fetch.h"
 #include "proxy/auth/policy.h"
@@ -96,6 +97,8 @@ void session_auth_free(struct session_auth *a)
 		}
 	}
 	free(a->user);
+	free(a->identity);
+	acl_free(a->acl);
 	free(a);
 }
 
@@ -291,7 +294,12 @@ static enum auth_step complete(struct session *s, struct auth_job *j)
 
 		log_escape(buf, sizeof(buf), j->res.identity, strlen(j->res.identity));
 		a->user = strdup(buf);
+		/* An ACL's %u is the identity itself, not its escaped form. */
+		if ((j->m->acl || j->res.acl) && (a->identity = strdup(j->res.identity)) == NULL)
+			return AUTH_STEP_OOM;
 	}
+	a->acl = j->res.acl;    /* the token's claim, for the ACL stage */
+	j->res.acl = NULL;
 	if (j->method == AUTH_JWT && j->m->jwt_expiry_disconnect && j->res.expires > 0)
 		a->expires = j->res.expires + j->m->jwt_leeway;
 	if (!inject(s, j))

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <openssl/bytestring.h>
 
+#include "proxy/acl.h"
 #include "proxy/auth/b64.h"
 #include "proxy/auth/jwt_sig.h"
 #include "proxy/log.h"
@@ -253,6 +254,69 @@ static int audience_matches(json_t *aud, const char *want)
 	return 0;
 }
 
+/* Topic Filters one `acl` claim may carry in all: a token is not a
+ * configuration file. */
+#define ACL_CLAIM_MAX 256
+
+/* Collects the strings of the array |arr| (may be NULL) into |out| from
+ * *n on. Returns 0 if it is not an array of strings or too long. */
+static int acl_list(json_t *arr, struct slice *out, size_t *n)
+{
+	size_t i;
+	json_t *v;
+
+	if (arr == NULL)
+		return 1;
+	if (!json_is_array(arr))
+		return 0;
+	json_array_foreach(arr, i, v) {
+		if (!json_is_string(v) || *n >= ACL_CLAIM_MAX)
+			return 0;
+		out[(*n)++] = (struct slice){ (const uint8_t *)json_string_value(v), json_string_length(v) };
+	}
+	return 1;
+}
+
+/* The EMQX-style `acl` claim: {"pub": [filters], "sub": [filters], "all":
+ * [filters]} (all: both). Absent is fine; present and wrong refuses the
+ * token, since a grant read wrongly could allow too much. */
+static enum jwt_result check_acl_claim(json_t *claims, struct jwt_claims *out, char *why,
+				       size_t whylen)
+{
+	json_t *acl = json_object_get(claims, "acl");
+	struct slice *pub = NULL, *sub = NULL;
+	size_t npub = 0, nsub = 0;
+	char e[200];
+	enum jwt_result r = JWT_MALFORMED;
+
+	if (acl == NULL)
+		return JWT_OK;
+	pub = calloc(ACL_CLAIM_MAX, sizeof(*pub));
+	sub = calloc(ACL_CLAIM_MAX, sizeof(*sub));
+	if (pub == NULL || sub == NULL) {
+		set_why(why, whylen, "out of memory");
+		goto done;
+	}
+	if (!json_is_object(acl) || !acl_list(json_object_get(acl, "pub"), pub, &npub) ||
+	    !acl_list(json_object_get(acl, "sub"), sub, &nsub) ||
+	    !acl_list(json_object_get(acl, "all"), pub, &npub) ||
+	    !acl_list(json_object_get(acl, "all"), sub, &nsub)) {
+		set_why(why, whylen, "claim \"acl\" is not {\"pub\": [..], \"sub\": [..]} of at most %d strings",
+			ACL_CLAIM_MAX);
+		goto done;
+	}
+	out->acl = acl_from_lists(pub, npub, sub, nsub, e, sizeof(e));
+	if (out->acl == NULL) {
+		set_why(why, whylen, "claim \"acl\": %s", e);
+		goto done;
+	}
+	r = JWT_OK;
+done:
+	free(pub);
+	free(sub);
+	return r;
+}
+
 static enum jwt_result check_claims(json_t *claims, const struct jwt_options *o,
 				    struct jwt_claims *out, char *why, size_t whylen)
 {
@@ -284,7 +348,7 @@ static enum jwt_result check_claims(json_t *claims, const struct jwt_options *o,
 	}
 	memcpy(out->username, json_string_value(user), n + 1);
 	out->username_len = n;
-	return JWT_OK;
+	return check_acl_claim(claims, out, why, whylen);
 }
 
 enum jwt_result jwt_verify(const struct jwt_keyset *keys, const char *token, size_t len,
@@ -364,6 +428,7 @@ err:
 void jwt_claims_cleanup(struct jwt_claims *claims)
 {
 	free(claims->username);
+	acl_free(claims->acl);
 	memset(claims, 0, sizeof(*claims));
 }
 

@@ -44,11 +44,15 @@ struct jwt_options {
 	int allow_missing_exp;       /* 0 (the default): a token must expire */
 };
 
+struct acl;
+
 struct jwt_claims {
 	char *username;         /* owned by the caller: free with jwt_claims_cleanup */
 	size_t username_len;    /* without the terminating NUL */
 	int has_exp;
 	int64_t exp;            /* seconds since the epoch, when has_exp */
+	struct acl *acl;        /* owned: the `acl` claim (EMQX style
+	                           {"pub": [..], "sub": [..], "all": [..]}), or NULL */
 };
 
 /* Verifies the `len` bytes at `token` at time `now` (seconds since the

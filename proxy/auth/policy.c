@@ -5,6 +5,7 @@
 
 #include <openssl/mem.h>
 
+#include "proxy/acl.h"
 #include "proxy/auth/policy.h"
 #include "proxy/log.h"
 
@@ -193,6 +194,15 @@ struct auth_material *auth_material_load(const struct config *cfg, char *err, si
 	                      &m->upstream_password_len, err, errlen))
 		goto err;
 	m->inject = m->n_order > 0 || m->upstream_username || m->upstream_password;
+	m->acl_disconnect = cfg->acl_deny && strcmp(cfg->acl_deny, "disconnect") == 0;
+	if (cfg->acl_file) {
+		char e[400];
+
+		if ((m->acl = acl_load(cfg->acl_file, e, sizeof(e))) == NULL) {
+			snprintf(err, errlen, "--acl-file %s", e);
+			goto err;
+		}
+	}
 	return m;
 err:
 	auth_material_unref(m);
@@ -216,6 +226,7 @@ void auth_material_unref(struct auth_material *m)
 	free(m->jwt_audience);
 	free(m->jwt_claim);
 	free(m->upstream_username);
+	acl_free(m->acl);
 	if (m->upstream_password) {
 		OPENSSL_cleanse(m->upstream_password, m->upstream_password_len);
 		free(m->upstream_password);
@@ -239,6 +250,7 @@ void auth_request_cleanup(struct auth_request *r)
 void auth_result_cleanup(struct auth_result *r)
 {
 	free(r->identity);
+	acl_free(r->acl);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -366,6 +378,8 @@ static void check_jwt(const struct auth_material *m, const struct auth_request *
 	out->identity = claims.username;     /* ownership moves to the result */
 	claims.username = NULL;
 	out->expires = claims.has_exp ? claims.exp : 0;
+	out->acl = claims.acl;               /* likewise */
+	claims.acl = NULL;
 	jwt_claims_cleanup(&claims);
 }
 

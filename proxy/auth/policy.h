@@ -27,6 +27,8 @@
 #include "proxy/auth/passwd.h"
 #include "proxy/config.h"
 
+struct acl;
+
 enum auth_method {
 	AUTH_NONE = 0,      /* no policy: pure TLS termination */
 	AUTH_CERT,
@@ -68,6 +70,8 @@ struct auth_material {
 	uint8_t *upstream_password;        /* owned, or NULL: send none */
 	size_t upstream_password_len;
 	uint32_t fail_delay_ms;
+	struct acl *acl;                   /* owned reference: --acl-file, or NULL */
+	int acl_disconnect;                /* --acl-deny disconnect */
 };
 
 /*
@@ -104,6 +108,7 @@ struct auth_result {
 	enum auth_method method;
 	char *identity;              /* owned; the user the broker will see */
 	int64_t expires;             /* token exp, 0 when none */
+	struct acl *acl;             /* owned: the token's `acl` claim, or NULL */
 	int refetch;                 /* refused for a kid the fetched keys lack: newer ones may have it */
 	char detail[256];            /* for the log; never a secret */
 };
