@@ -1,6 +1,7 @@
 /*
  * The ACL filter on a live stream (acl_filter.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
