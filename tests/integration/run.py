@@ -26,7 +26,8 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 
 MODULES = ["test_clients", "test_mtls", "test_tls", "test_connect", "test_sessions",
-           "test_lifecycle", "test_sslscan", "test_hostile", "test_operations", "test_reload", "test_scaleout"]
+           "test_lifecycle", "test_sslscan", "test_hostile", "test_operations", "test_reload", "test_scaleout",
+           "test_browser"]
 MODULES += ["test_sni"]
 MODULES += ["test_acl"]
 MODULES += ["test_websockets"]
