@@ -41,6 +41,8 @@
 #include "tls/peer.h"
 #include "tls/sni.h"
 
+_Static_assert(CONFIG_MAX_LIST <= TLS_SNI_MAX_PAIRS, "every --cert/--key pair fits one context set");
+
 static SSL_CTX *build_ssl_ctx(const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_server_opts o = {   /* cert_file, key_file: the pairs, below */
