@@ -9,6 +9,12 @@ measured the same way. CPU time and RSS come from /proc for the terminator's
 own processes (all of them: nginx's master and workers), so that a noisy
 shared machine changes wall-clock figures but hardly these.
 
+The mqtls-wss row is mqtls again, with --ws-listen: clients do the
+WebSocket upgrade (RFC 6455, subprotocol mqtt) after TLS and send MQTT in
+masked binary frames (mqtls-bench --ws /mqtt). It runs the scenarios in
+WSS_SCENARIOS only (handshake cost, idle memory, 16 KiB forwarding) and is
+reported in its own table beside mqtls over plain TLS.
+
 Prints one Markdown table and writes it, the raw figures and a gnuplot PNG of
 the latency distributions to bench/results/.
 
@@ -20,11 +26,12 @@ Sizes come from the environment (defaults fit 2 cores in a few minutes):
   BENCH_LAT_SECONDS=3    length of each latency run
   BENCH_LAT_REPEAT=3     latency runs per terminator; the one with the median p99 is kept
   BENCH_KEYS=ecdsa       certificate types to run: "ecdsa", "rsa" or "ecdsa rsa"
-  BENCH_ONLY=            space-separated subset of: direct mqtls haproxy nginx stunnel mosquitto-tls
+  BENCH_ONLY=            space-separated subset of: direct mqtls mqtls-wss haproxy nginx stunnel mosquitto-tls
   BENCH_GB16_MB=512      MB published in 16 KiB QoS 0 messages, one pair, at most 32 in flight
   BENCH_SMALL=100000     256-byte QoS 0 messages, one pair, at most 32 in flight
   BENCH_NAGLE=200        connects (TLS 1.3 + CONNECT/CONNACK) by a client that leaves Nagle on
   BENCH_SCENARIOS=       subset of: conn resume idle lat gb64 gb16 small nagle (default: all)
+  BENCH_RESULTS=         directory for the results (default bench/results; a partial run elsewhere)
 """
 import json
 import os
@@ -41,7 +48,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "build", "mqtls-bench")
 MQTLS = os.path.join(ROOT, "build", "mqtls")
-RESULTS = os.path.join(ROOT, "bench", "results")
+RESULTS = os.environ.get("BENCH_RESULTS") or os.path.join(ROOT, "bench", "results")
 HZ = os.sysconf("SC_CLK_TCK")
 
 N_CONN = int(os.environ.get("BENCH_CONN", "2000"))
@@ -51,7 +58,7 @@ LAT_RATE = float(os.environ.get("BENCH_LAT_RATE", "400"))
 LAT_SECONDS = float(os.environ.get("BENCH_LAT_SECONDS", "3"))
 LAT_REPEAT = int(os.environ.get("BENCH_LAT_REPEAT", "3"))
 KEYS = os.environ.get("BENCH_KEYS", "ecdsa").split()
-ORDER = ["direct", "mqtls", "haproxy", "nginx", "stunnel", "mosquitto-tls"]
+ORDER = ["direct", "mqtls", "mqtls-wss", "haproxy", "nginx", "stunnel", "mosquitto-tls"]
 ONLY = os.environ.get("BENCH_ONLY", "").split() or ORDER
 LAT_PAIRS = 4
 GB_PAYLOAD = 65536
@@ -61,6 +68,10 @@ N_NAGLE = int(os.environ.get("BENCH_NAGLE", "200"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "").split() or \
     ["conn", "resume", "idle", "lat", "gb64", "gb16", "small", "nagle"]
 WINDOW = 32
+# What the wss row measures: handshakes (TLS + upgrade + CONNECT), idle
+# memory, and 16 KiB QoS 0 forwarding.
+WSS_SCENARIOS = ["conn", "idle", "gb16"]
+WS_PATH = "/mqtt"
 
 
 def log(msg):
@@ -193,10 +204,14 @@ def start_terminator(name, d, procs, bport, tport):
     """Starts |name| on a free port; returns (port, pids-getter, popen) or port only for mosquitto-tls."""
     port = free_port()
     logf = open(f"{d}/{name}.log", "w")
-    if name == "mqtls":
+    if name in ("mqtls", "mqtls-wss"):
         args = [MQTLS, "--listen", f"127.0.0.1:{port}", "--cert", f"{d}/server.pem", "--key", f"{d}/server.key",
                 "--upstream", f"127.0.0.1:{bport}", "--workers", "1", "--log-level", "warn",
-                "--ready-file", f"{d}/mqtls.ready"]
+                "--ready-file", f"{d}/{name}.ready"]
+        if name == "mqtls-wss":
+            # The port measured is the WebSocket one; TLS listens beside it.
+            port = free_port()
+            args += ["--ws-listen", f"127.0.0.1:{port}", "--ws-path", WS_PATH]
     elif name == "haproxy":
         with open(f"{d}/haproxy.cfg", "w") as f:
             f.write(f"""global
@@ -301,38 +316,42 @@ def idle_rss(pids_of, broker_pid, client_args, d, tag):
     return (t1 - t0) / n, (b1 - b0) / n, r
 
 
-def measure(name, d, pids_of, broker_pid, port, tls):
-    """Every scenario against one endpoint. Returns a dict of figures."""
+def measure(name, d, pids_of, broker_pid, port, tls, ws=False):
+    """Every scenario (with ws, those of WSS_SCENARIOS) against one endpoint.
+    Returns a dict of figures."""
     client = ["--port", str(port), "--threads", "1", "--source-ips", "127.0.0.1-127.0.0.30"]
     if tls:
         client += ["--tls-version", "1.3", "--cafile", f"{d}/ca.pem", "--sni", "localhost"]
     else:
         client += ["--no-tls"]
+    if ws:
+        client += ["--ws", WS_PATH]
+    scen = [s for s in SCENARIOS if not ws or s in WSS_SCENARIOS]
     f = {"name": name, "errors": 0}
-    if "conn" in SCENARIOS:
-        conn_scenario(f, name, d, pids_of, broker_pid, client, tls)
-    if "idle" in SCENARIOS:
+    if "conn" in scen:
+        conn_scenario(f, name, d, pids_of, broker_pid, client, tls and not ws)
+    if "idle" in scen:
         log(f"  {name}: {N_IDLE} idle connections")
         kt, kb, r = idle_rss(pids_of, broker_pid, client + ["-i", f"{name}-i"], d, f"{name}-idle")
         f["errors"] += r["failed"]
         f["idle_kib"], f["idle_kib_broker"] = kt, kb
-    if "lat" in SCENARIOS:
+    if "lat" in scen:
         lat_scenario(f, name, d, client)
-    if "gb64" in SCENARIOS:
+    if "gb64" in scen:
         log(f"  {name}: {GB_MB} MB published in 64 KiB QoS 1 messages")
         msgs = max(GB_MB * 1024 * 1024 // GB_PAYLOAD // 2, 1)
         forward_scenario(f, "", name, d, pids_of, broker_pid, client,
                          ["--qos", "1", "--payload", str(GB_PAYLOAD), "--messages", str(msgs)])
-    if "gb16" in SCENARIOS:
+    if "gb16" in scen:
         log(f"  {name}: {GB16_MB} MB published in 16 KiB QoS 0 messages, {WINDOW} in flight")
         msgs = max(GB16_MB * 1024 * 1024 // 16384, 1)
         forward_scenario(f, "16", name, d, pids_of, broker_pid, client,
                          ["--qos", "0", "--payload", "16384", "--window", str(WINDOW), "--messages", str(msgs)])
-    if "small" in SCENARIOS:
+    if "small" in scen:
         log(f"  {name}: {N_SMALL} messages of 256 B, QoS 0, {WINDOW} in flight")
         forward_scenario(f, "_small", name, d, pids_of, broker_pid, client,
                          ["--qos", "0", "--payload", "256", "--window", str(WINDOW), "--messages", str(N_SMALL)])
-    if "nagle" in SCENARIOS:
+    if "nagle" in scen:
         log(f"  {name}: {N_NAGLE} connects by a client with Nagle on")
         r = bench(["conn", "--count", str(N_NAGLE), "--churn", "--concurrency", "1", "--nagle",
                    "-i", f"{name}-n"] + client, d, f"{name}-nagle")
@@ -448,7 +467,8 @@ def measure_all(kind, figs, d, procs, broker, bport, tport):
         else:
             port, p = start_terminator(name, d, procs, bport, tport)
             try:
-                figs[name] = measure(name, d, lambda: [p.pid] + children(p.pid), broker.pid, port, tls=True)
+                figs[name] = measure(name, d, lambda: [p.pid] + children(p.pid), broker.pid, port, tls=True,
+                                     ws=name == "mqtls-wss")
             finally:
                 procs.stop(p)
 
@@ -470,7 +490,7 @@ def table(kind, figs):
     rows = []
     for name in ORDER:
         f = figs.get(name)
-        if f is None or name == "direct":
+        if f is None or name in ("direct", "mqtls-wss"):
             continue
         g = dict(f)
         if f.get("self_is_broker"):
@@ -538,6 +558,7 @@ def table(kind, figs):
                 f"| {v(g, 'msgs_s_small', 0)} | {v(g, 'us_msg_small', 1)} | {r(g, 'us_msg_small')} "
                 f"| {v(g, 'nagle_p50_ms', 1)} / {v(g, 'nagle_p99_ms', 1)} | {g['errors']} |")
         lines.append("")
+    lines += wss_table(figs)
     if direct.get("broker_full_ms") is not None:
         lines += [f"Direct plain MQTT to the broker (the baseline): broker CPU {fmt(direct.get('broker_full_ms'))} ms "
                   f"per 1,000 connects, {fmt(direct.get('broker_gb_s'))} s per GB; publish→receive p50 "
@@ -547,6 +568,36 @@ def table(kind, figs):
               "is measured and its terminator-only figure is that minus the plain broker's cost for the same work "
               "(the direct row)."]
     return "\n".join(lines), rows
+
+
+def wss_table(figs):
+    """mqtls over TLS and over secure WebSockets, side by side."""
+    tcp, wss = figs.get("mqtls"), figs.get("mqtls-wss")
+    if wss is None:
+        return []
+
+    def v(g, k, digits=2):
+        return fmt(g.get(k), digits) if g else "–"
+
+    def idle_b(g):
+        return g["idle_kib"] + g["idle_kib_broker"] if g and g.get("idle_kib") is not None else None
+
+    lines = ["MQTT over secure WebSockets (mqtls --ws-listen, subprotocol mqtt, client frames masked) beside "
+             "MQTT over TLS, same mqtls and broker (terminator CPU; connects/s and MB/s wall clock):", "",
+             "| mqtls transport | CPU ms / 1,000 full handshakes + CONNECT (term. / +broker) | connects/s "
+             "| KiB RSS / idle conn. (term. / +broker) | 16 KiB QoS 0: CPU s/GB (term. / +broker) | MB/s | errors |",
+             "|---|---|---|---|---|---|---|"]
+    for label, g in (("TLS over TCP", tcp), ("wss (TLS + WebSocket)", wss)):
+        lines.append(
+            f"| {label} | {v(g, 'full_ms')} / {v(g, 'full_ms_b')} | {v(g, 'connects_s', 0)} "
+            f"| {v(g, 'idle_kib', 1)} / {fmt(idle_b(g), 1)} | {v(g, 'gb_s16')} / {v(g, 'gb_s_b16')} "
+            f"| {v(g, 'mb_s16', 0)} | {g['errors'] if g else '–'} |")
+    if tcp:
+        lines.append(f"| wss ÷ TLS | {ratio(wss.get('full_ms'), tcp.get('full_ms'))} | "
+                     f"{ratio(wss.get('connects_s'), tcp.get('connects_s'))} "
+                     f"| {ratio(wss.get('idle_kib'), tcp.get('idle_kib'))} | {ratio(wss.get('gb_s16'), tcp.get('gb_s16'))} "
+                     f"| {ratio(wss.get('mb_s16'), tcp.get('mb_s16'))} | |")
+    return lines + [""]
 
 
 def plot(kind, rows, direct):

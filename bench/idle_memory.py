@@ -4,10 +4,16 @@
 Starts a plain mosquitto and mqtls in front of it, reads mqtls's VmRSS and
 RssAnon from /proc, opens N TLS connections that each complete CONNECT/CONNACK
 and then stay idle, reads /proc again, and prints the delta per connection.
+With --ws the same is measured again for MQTT over secure WebSockets (a
+fresh mqtls with --ws-listen; each client does the HTTP upgrade after TLS
+and sends its CONNECT in a masked binary frame), and both figures are
+printed side by side.
 
-    bench/idle_memory.py [--count 1000] [--mtls] [--workers 1]
+    bench/idle_memory.py [--count 1000] [--mtls] [--workers 1] [--ws]
 """
 import argparse
+import base64
+import hashlib
 import os
 import socket
 import ssl
@@ -73,6 +79,56 @@ def connect_packet(client_id):
     return bytes([0x10, len(body)]) + body
 
 
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_upgrade(s, path):
+    """RFC 6455 opening handshake for MQTT on TLS socket s; checks the 101."""
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Protocol: mqtt\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1024)
+        if not chunk:
+            raise SystemExit(f"idle_memory: the server closed during the WebSocket upgrade: {head!r}")
+        head += chunk
+    want = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+    lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:])}
+    if not lines[0].startswith(b"HTTP/1.1 101") or fields.get(b"sec-websocket-accept") != want or \
+            fields.get(b"sec-websocket-protocol") != b"mqtt":
+        raise SystemExit(f"idle_memory: bad WebSocket upgrade answer: {head!r}")
+    if not head.endswith(b"\r\n\r\n"):
+        raise SystemExit("idle_memory: frames before CONNECT")
+
+
+def ws_frame(payload):
+    """One masked binary frame (client to server), payload under 126 bytes."""
+    mask = os.urandom(4)
+    return bytes([0x82, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+
+
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def connack(s, ws):
+    """The 4-byte CONNACK, unframed from its binary frame over WebSockets."""
+    if ws:
+        hdr = recv_exact(s, 2)
+        if len(hdr) < 2 or hdr[0] != 0x82 or hdr[1] != 4:
+            return hdr
+    return recv_exact(s, 4)
+
+
 def wait_for(pred, seconds, what):
     end = time.time() + seconds
     while time.time() < end:
@@ -82,11 +138,69 @@ def wait_for(pred, seconds, what):
     raise SystemExit(f"idle_memory: timed out waiting for {what}")
 
 
+def measure(a, tmp, bport, ws):
+    """Starts mqtls, opens a.count idle connections; returns {VmRSS, RssAnon: (before, after)}."""
+    socks = []
+    args = [a.binary, "--listen", "127.0.0.1:0", "--cert", f"{tmp}/server.pem", "--key", f"{tmp}/server.key",
+            "--upstream", f"127.0.0.1:{bport}", "--ready-file", f"{tmp}/ready", "--log-level", "warn",
+            "--workers", str(a.workers)]
+    if ws:
+        ws_port = free_port()
+        args += ["--ws-listen", f"127.0.0.1:{ws_port}"]
+    if a.mtls:
+        args += ["--client-ca", f"{tmp}/ca.pem", "--client-cert", "required"]
+    if os.path.exists(f"{tmp}/ready"):
+        os.unlink(f"{tmp}/ready")
+    log = f"{tmp}/mqtls{'-ws' if ws else ''}.log"
+    mq = subprocess.Popen(args, stderr=open(log, "w"))
+    try:
+        wait_for(lambda: os.path.exists(f"{tmp}/ready") or mq.poll() is not None, 5, "mqtls")
+        if mq.poll() is not None:
+            raise SystemExit(f"idle_memory: mqtls exited: {open(log).read()[-500:]}")
+        port = ws_port if ws else int(open(f"{tmp}/ready").read().split()[0].rsplit(":", 1)[1])
+
+        ctx = ssl.create_default_context(cafile=f"{tmp}/ca.pem")
+        if a.mtls:
+            ctx.load_cert_chain(f"{tmp}/client.pem", f"{tmp}/client.key")
+
+        def open_one(client_id):
+            s = dial(ctx, port)
+            if ws:
+                ws_upgrade(s, a.ws_path)
+                s.sendall(ws_frame(connect_packet(client_id)))
+            else:
+                s.sendall(connect_packet(client_id))
+            return s, connack(s, ws)
+        # Warm up one connection so lazily allocated per-process state
+        # (error queues, thread-local caches) is not charged to the count.
+        for i in range(2):
+            s, ack = open_one(f"warm{i}")
+            assert ack[:2] == b"\x20\x02", ack
+            s.close()
+        time.sleep(0.3)
+        before = status(mq.pid)
+        for i in range(a.count):
+            s, ack = open_one(f"idle{i}")
+            if ack != b"\x20\x02\x00\x00":
+                raise SystemExit(f"idle_memory: connection {i} got {ack!r}")
+            socks.append(s)
+        time.sleep(0.5)
+        after = status(mq.pid)
+        return {k: (before[k], after[k]) for k in ("VmRSS", "RssAnon")}
+    finally:
+        for s in socks:
+            s.close()
+        mq.terminate()
+        mq.wait(timeout=10)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--mtls", action="store_true", help="clients present certificates")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--ws", action="store_true", help="also measure MQTT over secure WebSockets (--ws-listen)")
+    ap.add_argument("--ws-path", default="/mqtt")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "mqtls"))
     a = ap.parse_args()
 
@@ -95,55 +209,26 @@ def main():
     bport = free_port()
     with open(f"{tmp}/mosq.conf", "w") as f:
         f.write(f"listener {bport} 127.0.0.1\nallow_anonymous true\nmax_connections -1\n")
-    procs = []
-    socks = []
+    broker = subprocess.Popen(["mosquitto", "-c", f"{tmp}/mosq.conf"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
-        procs.append(subprocess.Popen(["mosquitto", "-c", f"{tmp}/mosq.conf"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
         wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", bport)) == 0, 5, "mosquitto")
-        args = [a.binary, "--listen", "127.0.0.1:0", "--cert", f"{tmp}/server.pem", "--key", f"{tmp}/server.key",
-                "--upstream", f"127.0.0.1:{bport}", "--ready-file", f"{tmp}/ready", "--log-level", "warn",
-                "--workers", str(a.workers)]
-        if a.mtls:
-            args += ["--client-ca", f"{tmp}/ca.pem", "--client-cert", "required"]
-        mq = subprocess.Popen(args, stderr=open(f"{tmp}/mqtls.log", "w"))
-        procs.append(mq)
-        wait_for(lambda: os.path.exists(f"{tmp}/ready"), 5, "mqtls")
-        port = int(open(f"{tmp}/ready").read().split()[0].rsplit(":", 1)[1])
-
-        ctx = ssl.create_default_context(cafile=f"{tmp}/ca.pem")
-        if a.mtls:
-            ctx.load_cert_chain(f"{tmp}/client.pem", f"{tmp}/client.key")
-        # Warm up one connection so lazily allocated per-process state
-        # (error queues, thread-local caches) is not charged to the count.
-        for i in range(2):
-            s = dial(ctx, port)
-            s.sendall(connect_packet(f"warm{i}"))
-            assert s.recv(4)[:2] == b"\x20\x02"
-            s.close()
-        time.sleep(0.3)
-        before = status(mq.pid)
-        for i in range(a.count):
-            s = dial(ctx, port)
-            s.sendall(connect_packet(f"idle{i}"))
-            ack = s.recv(4)
-            if ack != b"\x20\x02\x00\x00":
-                raise SystemExit(f"idle_memory: connection {i} got {ack!r}")
-            socks.append(s)
-        time.sleep(0.5)
-        after = status(mq.pid)
-        mode = "mTLS" if a.mtls else "TLS"
-        for k in ("VmRSS", "RssAnon"):
-            delta = after[k] - before[k]
-            print(f"{mode} {k}: {before[k]} KiB -> {after[k]} KiB with {a.count} idle connections: "
-                  f"{delta / a.count:.2f} KiB per connection")
+        base = "mTLS" if a.mtls else "TLS"
+        per = {}
+        for ws in ([False, True] if a.ws else [False]):
+            mode = base + (" + WebSocket (wss)" if ws else "")
+            figs = measure(a, tmp, bport, ws)
+            for k, (b, after) in figs.items():
+                per[(ws, k)] = (after - b) / a.count
+                print(f"{mode} {k}: {b} KiB -> {after} KiB with {a.count} idle connections: "
+                      f"{per[(ws, k)]:.2f} KiB per connection", flush=True)
+        if a.ws:
+            for k in ("VmRSS", "RssAnon"):
+                print(f"side by side, {k} KiB per idle connection: {base} over TCP {per[(False, k)]:.2f}, "
+                      f"wss {per[(True, k)]:.2f} ({per[(True, k)] - per[(False, k)]:+.2f})")
     finally:
-        for s in socks:
-            s.close()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
+        broker.terminate()
+        broker.wait(timeout=10)
 
 
 if __name__ == "__main__":

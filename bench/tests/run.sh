@@ -56,7 +56,7 @@ bench() {
 	timeout 60 "$BENCH" "$@" -q --json "$T/$name.json" > "$T/$name.log" 2>&1
 }
 
-echo "1..14"
+echo "1..18"
 if [ ! -x "$BENCH" ] || [ ! -x "$MQTLS" ]; then
 	echo "Bail out! build/mqtls and build/mqtls-bench are needed (make all)"
 	exit 1
@@ -207,6 +207,28 @@ if start_mqtls mqtls-mtls --client-ca "$T/ca.pem" --client-cert required \
 else
 	not_ok "mqtls with --client-cert required starts" "$T/mqtls-mtls.log"
 	not_ok "(skipped) client id mismatch"
+fi
+
+# MQTT over secure WebSockets (--ws): mqtls-bench upgrades after TLS and
+# frames its writes; mqtls unframes them for the broker.
+WSPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+if start_mqtls mqtls-ws --ws-listen "127.0.0.1:$WSPORT"; then
+	WSS=(--port "$WSPORT" --cafile "$T/ca.pem" --sni localhost --ws /mqtt)
+	bench ws_conn conn "${WSS[@]}" --count 100 --concurrency 50 --churn
+	check "conn --ws: 100 wss clients upgrade and reach CONNACK" "$T/ws_conn.json" \
+		'r["connected"] == 100 and r["failed"] == 0 and r["latency"]["ws_upgrade"]["count"] == 100'
+	bench ws_pubsub pubsub "${WSS[@]}" --count 2 --qos 1 --messages 200 --payload 70000
+	check "pubsub --ws: 70 KB QoS 1 messages in 64-bit-length frames arrive whole" "$T/ws_pubsub.json" \
+		'r["failed"] == 0 and r["messages"]["received"] == 400 and r["messages"]["lost"] == 0 and r["messages"]["duplicates"] == 0'
+	bench ws_idle idle "${WSS[@]}" --count 20 --keepalive 1 --duration 2.5
+	check "idle --ws: PINGREQ and PINGRESP in frames keep 20 wss clients connected" "$T/ws_idle.json" \
+		'r["connected"] == 20 and r["failed"] == 0 and r["pings"] >= 40'
+	bench ws_path conn --port "$WSPORT" --cafile "$T/ca.pem" --sni localhost --ws /other --count 3 --timeout 5
+	check "conn --ws: an upgrade on another path is refused (counted as protocol)" "$T/ws_path.json" \
+		'r["connected"] == 0 and r["errors"]["protocol"] == 3'
+else
+	not_ok "mqtls with --ws-listen starts" "$T/mqtls-ws.log"
+	for t in pubsub idle path; do not_ok "(skipped) --ws $t"; done
 fi
 
 [ "$failed" -eq 0 ]
