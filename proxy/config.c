@@ -37,8 +37,14 @@ static const struct option_def options[] = {
 	  "for more names or an RSA and an ECDSA one: chosen by the client's SNI, the first is the default" },
 	{ "key", OPT_LIST, OFF(key), NULL, 0, 0, NULL,
 	  "server private key, PEM (PKCS#8, SEC1 or PKCS#1); the n-th --key belongs to the n-th --cert" },
-	{ "upstream", OPT_STR, OFF(upstream), NULL, 0, 0, NULL,
-	  "the plain MQTT broker: HOST:PORT, [V6]:PORT or unix:/path" },
+	{ "upstream", OPT_LIST, OFF(upstream), NULL, 0, 0, NULL,
+	  "the plain MQTT broker: HOST:PORT, [V6]:PORT or unix:/path; repeat for several (failover, "
+	  "--upstream-balance); restart to change" },
+	{ "upstream-balance", OPT_CHOICE, OFF(upstream_balance), "first", 0, 0, "first|clientid-hash",
+	  "with several --upstream: first (the first one up, in order) or clientid-hash (a client id stays "
+	  "on one broker); restart to change" },
+	{ "resolve-interval", OPT_LONG, OFF(resolve_interval), "30", 0, 86400, NULL,
+	  "seconds between resolutions of --upstream host names (off the event loops); 0 = at start only" },
 	{ "client-ca", OPT_STR, OFF(client_ca), NULL, 0, 0, NULL,
 	  "CA certificates (PEM) trusted for client certificates" },
 	{ "client-cert", OPT_CHOICE, OFF(client_cert), "none", 0, 0, "none|optional|required",
@@ -215,6 +221,7 @@ static const struct {
 	size_t items, count;
 } list_options[] = {
 	{ OFF(listen), OFF(n_listen) },
+	{ OFF(upstream), OFF(n_upstream) },
 	{ OFF(ws_listen), OFF(n_ws_listen) },
 	{ OFF(cert), OFF(n_cert) },
 	{ OFF(key), OFF(n_key) },
@@ -630,7 +637,7 @@ static int ws_path_ok(const char *p)
 static int check_config(struct config *cfg, struct errbuf *e)
 {
 	cfg->cert_mode = CLIENT_CERT_NONE;
-	if (cfg->n_cert == 0 || cfg->n_key == 0 || cfg->upstream == NULL)
+	if (cfg->n_cert == 0 || cfg->n_key == 0 || cfg->n_upstream == 0)
 		return fail(e, "--cert, --key and --upstream are required (see --help)");
 	if (cfg->n_cert != cfg->n_key)
 		return fail(e, "--cert and --key come in pairs: %d --cert but %d --key", cfg->n_cert,

@@ -25,7 +25,10 @@ struct config {
 	int n_cert;
 	char *key[CONFIG_MAX_LIST];
 	int n_key;
-	char *upstream;
+	char *upstream[CONFIG_MAX_LIST];   /* the brokers (proxy/brokers.h) */
+	int n_upstream;
+	char *upstream_balance;   /* first|clientid-hash */
+	long resolve_interval;    /* seconds between resolutions of broker host names; 0: at start only */
 	char *client_ca;
 	char *client_cert;        /* none|optional|required, see cert_mode */
 	enum client_cert_mode cert_mode;

@@ -15,6 +15,7 @@
 
 #include "proxy/auth/jwks_fetch.h"
 #include "proxy/auth/policy.h"
+#include "proxy/brokers.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
@@ -197,6 +198,28 @@ static void process(struct evbuffer *o, struct proxy *p)
 	jwks_fetch_metrics(o, p->jwks);
 }
 
+/* Per --upstream broker (a label set the operator wrote, so bounded). */
+static void brokers(struct evbuffer *o, const struct brokers *b)
+{
+	char spec[600];
+
+	if (b == NULL)
+		return;
+	head(o, "mqtls_broker_up", "gauge",
+	     "1 while the broker is taken as up, 0 while it is marked down and probed, by --upstream.");
+	for (int i = 0; i < brokers_count(b); i++) {
+		label_value(spec, sizeof(spec), brokers_spec(b, i));
+		evbuffer_add_printf(o, "mqtls_broker_up{upstream=\"%s\"} %d\n", spec, brokers_is_up(b, i));
+	}
+	head(o, "mqtls_broker_connect_failures_total", "counter",
+	     "Connects to the broker that failed or timed out (clients' and health probes'), by --upstream.");
+	for (int i = 0; i < brokers_count(b); i++) {
+		label_value(spec, sizeof(spec), brokers_spec(b, i));
+		evbuffer_add_printf(o, "mqtls_broker_connect_failures_total{upstream=\"%s\"} %llu\n", spec,
+		                    (unsigned long long)brokers_failures(b, i));
+	}
+}
+
 void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w, int n)
 {
 	const struct config *c = p->cfg;
@@ -273,6 +296,7 @@ void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w
 	for (int e = 0; e < BROKER_ERROR_COUNT; e++)
 		evbuffer_add_printf(o, "mqtls_broker_connect_errors_total{reason=\"%s\"} %llu\n", broker_errors[e],
 		                    (unsigned long long)SUM(broker_errors[e]));
+	brokers(o, p->brokers);
 	head(o, "mqtls_auth_queue_depth", "gauge", "Slow authentication checks queued or running.");
 	evbuffer_add_printf(o, "mqtls_auth_queue_depth %llu\n", (unsigned long long)SUM(auth_queue));
 	process(o, p);

@@ -12,7 +12,7 @@
  *   AWAIT_CONNECT        --connect-timeout
  *   AUTHENTICATING       what is left of it (a check stuck in the queue), or
  *                        the failure delay before a refusal is sent
- *   UPSTREAM_CONNECTING  --upstream-timeout
+ *   UPSTREAM_CONNECTING  --upstream-timeout, for each broker tried
  *   FORWARDING           token expiry, or the grace for a packet to finish
  *                        before a clean cut
  *   CLOSING              how long the peers get to take the rest
@@ -355,6 +355,8 @@ static void enter_forwarding(struct session *s)
 	up_out(s);
 }
 
+static void open_broker(struct session *s);
+
 static void broker_step(struct session *s, enum up_step r, int err)
 {
 	switch (r) {
@@ -370,6 +372,9 @@ static void broker_step(struct session *s, enum up_step r, int err)
 	case UP_FAILED:
 		counter_add(&s->w->metrics.broker_errors[BROKER_UNREACHABLE], 1);
 		upstream_log_failure(s, err);
+		open_broker(s);    /* failover: the next broker, if one is left */
+		break;
+	case UP_EXHAUSTED:
 		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_unreachable");
 		break;
 	}
@@ -398,23 +403,33 @@ static int add_proxy_header(struct session *s)
 	return n > 0 && bufq_prepend(&s->to_up, session_blocks(s), hdr, n);
 }
 
-static void connect_broker(struct session *s)
+/* Tries the next broker (the first, or the next after a failure); to_up
+ * holds what it is to be sent, kept whole by a failed attempt. */
+static void open_broker(struct session *s)
 {
 	enum up_step r;
 	int err = 0;
 
-	set_timer(s, NULL);
-	if (s->w->proxy->cfg->send_proxy_v2 && !add_proxy_header(s)) {
-		session_close(s, "out_of_memory");
-		return;
-	}
 	r = upstream_open(s, &err);
 	if (s->ufd >= 0) {
 		event_assign(&s->ev_up, s->w->base, s->ufd, EV_PERSIST, on_up_event, s);
 		event_priority_set(&s->ev_up, PRI_LIVE);
 		s->flags |= F_UP_EVENTS;
 	}
+	/* --upstream-timeout is per broker: the next one gets all of it. */
+	if (r == UP_PENDING && s->state == S_UPSTREAM_CONNECTING)
+		set_timer(s, &s->w->proxy->upstream_timeout);
 	broker_step(s, r, err);
+}
+
+static void connect_broker(struct session *s)
+{
+	set_timer(s, NULL);
+	if (s->w->proxy->cfg->send_proxy_v2 && !add_proxy_header(s)) {
+		session_close(s, "out_of_memory");
+		return;
+	}
+	open_broker(s);
 }
 
 /* --max-conn-per-identity: the newest connection of an identity over the
@@ -833,7 +848,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	case S_UPSTREAM_CONNECTING:
 		counter_add(&s->w->metrics.broker_errors[BROKER_TIMEOUT], 1);
-		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_timeout");
+		upstream_log_failure(s, ETIMEDOUT);
+		upstream_abandon(s);
+		if (upstream_tried_all(s))
+			session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_timeout");
+		else
+			open_broker(s);
 		break;
 	case S_FORWARDING:
 		/* A cut that waited for its packet goes ahead now (without the

@@ -134,6 +134,8 @@ struct session {
 	uint8_t close_state;            /* the state session_close was called in */
 	uint8_t listener;               /* index of the listener it came in on */
 	uint8_t over_limit;             /* enum session_limit: refused once its CONNECT is read */
+	uint8_t broker;                 /* index of the broker being tried (proxy/brokers.h) */
+	uint8_t brokers_tried;          /* a bit per broker this session has tried */
 	uint32_t flags;
 	uint16_t write_pending;         /* bytes an unfinished SSL_write must be retried with */
 	int cfd;                        /* client socket, owned */
@@ -320,17 +322,24 @@ void session_auth_free(struct session_auth *a);
 enum up_step {
 	UP_CONNECTED,       /* s->ufd is connected (to_up may already be on its way) */
 	UP_PENDING,         /* wait for the socket to be writable, then upstream_check */
-	UP_FAILED,          /* *err is the errno; s->ufd is closed */
+	UP_FAILED,          /* *err is the errno; s->ufd is closed; another broker may be left */
+	UP_EXHAUSTED,       /* every broker has been tried: none is left */
 };
 
-/* Opens the connection to the broker into s->ufd. */
+/* Opens the connection to the next broker this session has not tried
+ * (brokers_next) into s->ufd. */
 enum up_step upstream_open(struct session *s, int *err);
 /* Whether a pending connection completed, learnt by writing the CONNECT. */
 enum up_step upstream_check(struct session *s, int *err);
 /* Closes s->ufd (its events leave the loop first); safe without one. */
 void upstream_close(struct session *s);
-/* Logs that the broker could not be reached, with |err|. */
+/* Logs that the broker tried could not be reached, with |err|. */
 void upstream_log_failure(const struct session *s, int err);
+/* The broker tried did not answer within --upstream-timeout: marks it
+ * down and closes s->ufd, so that upstream_open may try the next. */
+void upstream_abandon(struct session *s);
+/* 1 once this session has tried every broker. */
+int upstream_tried_all(const struct session *s);
 
 /* ---- topic ACL (acl_stage.c, on proxy/acl_filter.c) ---------------------- */
 
