@@ -31,6 +31,7 @@ MODULES = ["test_clients", "test_mtls", "test_tls", "test_connect", "test_sessio
 MODULES += ["test_sni"]
 MODULES += ["test_acl"]
 MODULES += ["test_websockets"]
+MODULES += ["test_brokers"]
 # Authentication tests live in test_auth_*.py, picked up by name.
 MODULES += sorted(p.stem for p in HERE.glob("test_auth_*.py"))
 
