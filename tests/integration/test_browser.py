@@ -4,6 +4,7 @@ trusting the test CA through NSS), mqtls carries it to a plain TCP
 mosquitto, and a paho client on the broker's TCP side talks with the page.
 The page's DOM is read over the DevTools protocol and a screenshot is kept
 in build/test-logs/ws-browser.png."""
+import hashlib
 import json
 import secrets
 import threading
@@ -13,9 +14,12 @@ from harness import REPO, Fail, check, free_port, test, wait_until
 
 SCREENSHOT = REPO / "build" / "test-logs" / "ws-browser.png"
 
-# The page connects to ?ws=URL with client id chromium-NONCE (MQTT ?v=4 or 5), subscribes to
-# its two topics, publishes one message to the first and shows in the DOM
-# (and in window.mqttState) everything that comes back.
+# The page connects to ?ws=URL with client id chromium-NONCE (MQTT ?v=4 or 5),
+# subscribes to its topics, publishes one short message to itself and one of
+# BIG bytes (byte i = (31 i + 7) mod 256) for the TCP side, and shows in the
+# DOM (and in window.mqttState) what comes back; a large message from the TCP
+# side is shown as its length and SHA-256.
+BIG = 150000
 PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mqtls: MQTT over wss</title>
 <style>
@@ -30,13 +34,14 @@ dd { font-family: monospace; margin-left: 16px; }
 <dt>status</dt><dd id="status">loading</dd>
 <dt>the page's own publish, back from the broker</dt><dd id="echo">-</dd>
 <dt>published by a paho client on the broker's TCP side</dt><dd id="tcp">-</dd>
+<dt>a large message from the TCP side: bytes, SHA-256</dt><dd id="big">-</dd>
 <dt>error</dt><dd id="error">-</dd>
 </dl>
 <script src="/mqtt.min.js"></script>
 <script>
 const q = new URLSearchParams(location.search);
 const url = q.get("ws"), nonce = q.get("nonce"), version = Number(q.get("v") || 4);
-const state = window.mqttState = { status: "loading", echo: null, tcp: null, error: null };
+const state = window.mqttState = { status: "loading", echo: null, tcp: null, big: null, error: null };
 function show(k, v) { state[k] = v; document.getElementById(k).textContent = v; }
 show("url", url);
 try {
@@ -44,13 +49,21 @@ try {
     clientId: "chromium-" + nonce, protocolVersion: version, reconnectPeriod: 0, connectTimeout: 10000 });
   c.on("connect", () => {
     show("status", "connected");
-    c.subscribe(["browser/echo/" + nonce, "browser/tcp/" + nonce], { qos: 1 }, (err) => {
+    c.subscribe(["browser/echo/" + nonce, "browser/tcp/" + nonce, "browser/big/" + nonce], { qos: 1 }, (err) => {
       if (err) { show("error", "subscribe: " + err); return; }
       show("status", "subscribed");
       c.publish("browser/echo/" + nonce, "echo " + nonce + " from chromium", { qos: 1 });
+      const big = new Uint8Array(Number(q.get("big")));
+      for (let i = 0; i < big.length; i++) big[i] = (31 * i + 7) & 255;
+      c.publish("browser/up/" + nonce, big, { qos: 1 });
     });
   });
   c.on("message", (topic, payload) => {
+    if (topic.startsWith("browser/big/")) {
+      crypto.subtle.digest("SHA-256", payload).then((d) => show("big", payload.length + " " +
+        Array.from(new Uint8Array(d)).map((b) => b.toString(16).padStart(2, "0")).join("")));
+      return;
+    }
     show(topic.startsWith("browser/echo/") ? "echo" : "tcp", payload.toString());
   });
   c.on("error", (e) => show("error", String(e)));
@@ -79,7 +92,7 @@ class TcpPeer:
         self.c.loop_start()
         ctx._procs.append(self)
         check(self.ev_conn.wait(5), "paho: no CONNACK from the broker within 5 s")
-        self.c.subscribe("browser/echo/" + nonce, qos=1)
+        self.c.subscribe([("browser/echo/" + nonce, 1), ("browser/up/" + nonce, 1)])
         check(self.ev_sub.wait(5), "paho: no SUBACK from the broker within 5 s")
 
     def _on_message(self, cl, ud, msg):
@@ -121,7 +134,7 @@ def _round_trip(ctx, version, screenshot=None):
                         "/mqtt.min.js": ("text/javascript", MQTTJS_BUNDLE.read_bytes())})
     ctx._procs.append(pages)
     br = Chromium(ctx, nss_home(ctx, ctx.pki.ca))
-    br.navigate(pages.url("/?ws=wss://localhost:%d/mqtt&nonce=%s&v=%d" % (ws_port, nonce, version)))
+    br.navigate(pages.url("/?ws=wss://localhost:%d/mqtt&nonce=%s&v=%d&big=%d" % (ws_port, nonce, version, BIG)))
 
     # The page's publish reaches the TCP client and comes back to the page.
     _page_wait(br, lambda s: s["echo"] is not None or s["error"] is not None, 20,
@@ -129,9 +142,23 @@ def _round_trip(ctx, version, screenshot=None):
     state = json.loads(br.evaluate("JSON.stringify(window.mqttState)"))
     check(state["echo"] == "echo %s from chromium" % nonce and state["error"] is None,
           "page state %r" % state)
-    check(tcp.ev_msg.wait(5), "the TCP client did not get the page's message")
-    check(tcp.got[0] == ("browser/echo/" + nonce, ("echo %s from chromium" % nonce).encode()),
-          "the TCP client got %r" % tcp.got[:3])
+    wait_until(lambda: len(tcp.got) >= 2, 10, "the page's two messages at the TCP client")
+    got = dict(tcp.got)
+    check(got.get("browser/echo/" + nonce) == ("echo %s from chromium" % nonce).encode(),
+          "the TCP client got %r" % [(t, p[:40]) for t, p in tcp.got])
+    # Many TLS records and (from mqtls to the broker) no frames: whole and in order.
+    check(got.get("browser/up/" + nonce) == bytes((31 * i + 7) & 255 for i in range(BIG)),
+          "the page's %d-byte message reached the TCP client as %r bytes" %
+          (BIG, len(got.get("browser/up/" + nonce) or b"")))
+
+    # A large message from the TCP side spans many frames from mqtls (one per
+    # TLS record); MQTT.js must see it whole.
+    big = secrets.token_bytes(BIG)
+    tcp.c.publish("browser/big/" + nonce, big, qos=1)
+    want = "%d %s" % (BIG, hashlib.sha256(big).hexdigest())
+    _page_wait(br, lambda s: s["big"] is not None, 10, "the TCP client's large message in the page")
+    state = json.loads(br.evaluate("JSON.stringify(window.mqttState)"))
+    check(state["big"] == want, "the page got %r, want %r" % (state["big"], want))
 
     # A message from the TCP side shows in the page.
     from_tcp = "from paho over TCP %s" % secrets.token_hex(4)
