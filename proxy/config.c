@@ -85,6 +85,16 @@ static const struct option_def options[] = {
 	  "every client connection starts with a PROXY protocol v1 or v2 header (behind a load balancer)" },
 	{ "send-proxy-v2", OPT_FLAG, OFF(send_proxy_v2), "off", 0, 0, NULL,
 	  "send the broker a PROXY v2 header with the client's address and TLS details" },
+	{ "upstream-tls", OPT_FLAG, OFF(upstream_tls), "off", 0, 0, NULL,
+	  "TLS to the broker, its certificate verified (chain to --upstream-ca, name or address checked)" },
+	{ "upstream-ca", OPT_STR, OFF(upstream_ca), NULL, 0, 0, NULL,
+	  "CA certificates (PEM) the broker's certificate must chain to [the system's, /etc/ssl/certs]" },
+	{ "upstream-sni", OPT_STR, OFF(upstream_sni), NULL, 0, 0, NULL,
+	  "name sent to the broker (SNI) and required in its certificate [--upstream's host name; an IP is checked against the IP SANs]" },
+	{ "upstream-cert", OPT_STR, OFF(upstream_cert), NULL, 0, 0, NULL,
+	  "client certificate chain (PEM) presented to the broker, with --upstream-key (mutual TLS)" },
+	{ "upstream-key", OPT_STR, OFF(upstream_key), NULL, 0, 0, NULL,
+	  "private key (PEM) of --upstream-cert" },
 	{ "max-conn-per-ip", OPT_LONG, OFF(max_conn_per_ip), "0", 0, 10000000, NULL,
 	  "connections per client address (all workers); 0 = no cap" },
 	{ "conn-rate-per-ip", OPT_LONG, OFF(conn_rate_per_ip), "0", 0, 10000000, NULL,
@@ -662,6 +672,11 @@ static int check_config(struct config *cfg, struct errbuf *e)
 		            cfg->ws_path);
 	if (!jwks_config_check(cfg, e->s, e->len))
 		return 0;
+	if ((cfg->upstream_cert == NULL) != (cfg->upstream_key == NULL))
+		return fail(e, "--upstream-cert and --upstream-key go together (both or neither)");
+	if (!cfg->upstream_tls && (cfg->upstream_ca || cfg->upstream_sni || cfg->upstream_cert))
+		return fail(e, "--%s needs --upstream-tls", cfg->upstream_ca ? "upstream-ca" :
+		            cfg->upstream_sni ? "upstream-sni" : "upstream-cert");
 	return 1;
 }
 
@@ -758,6 +773,8 @@ static const char *const live_options[] = {
 	"users", "auth", "allow-anonymous", "require-clientid-match", "jwt-keys", "jwt-issuer",
 	"jwt-audience", "jwt-username-claim", "jwt-leeway", "jwt-require-exp",
 	"jwt-expiry-disconnect", "upstream-username", "upstream-password-file", "auth-fail-delay",
+	/* a new client TLS context for the broker (proxy/upstream_tls.c) */
+	"upstream-ca", "upstream-cert", "upstream-key",
 	"acl-file", "acl-deny",
 	/* the same argv and environment always name the same file */
 	"config",
@@ -766,7 +783,7 @@ static const char *const live_options[] = {
 /* Files a configuration loads; a change to any of them calls for a reload. */
 static const char *const file_options[] = {
 	"config", "cert", "key", "client-ca", "crl", "users", "jwt-keys", "upstream-password-file",
-	"ticket-keys", "acl-file",
+	"ticket-keys", "upstream-ca", "upstream-cert", "upstream-key", "acl-file",
 };
 
 static int option_is_live(const struct option_def *o)

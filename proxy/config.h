@@ -51,6 +51,11 @@ struct config {
 	long accept_proxy;        /* flag: PROXY header before TLS */
 	char *ticket_keys;        /* file, or NULL */
 	long send_proxy_v2;       /* flag: PROXY v2 header to the broker */
+	long upstream_tls;        /* flag: TLS to the broker (proxy/upstream_tls.c) */
+	char *upstream_ca;        /* CAs the broker must chain to; NULL: the system's */
+	char *upstream_sni;       /* name sent and verified; NULL: --upstream's host */
+	char *upstream_cert;      /* client certificate for the broker, with upstream_key */
+	char *upstream_key;
 	long conn_rate_per_ip;    /* per second; 0: no cap */
 	long max_conn_per_identity;   /* 0: no cap */
 	char *ready_file;

@@ -179,7 +179,8 @@ enum fwd forward_up_in(struct session *s, size_t limit)
 			}
 			got += v[i].iov_len;
 		}
-		n = readv(s->ufd, v, nv);
+		/* --upstream-tls: the same, decrypted (upstream_tls.c). */
+		n = s->up_tls ? upstream_tls_read(s, v, nv) : readv(s->ufd, v, nv);
 		bufq_commit(&s->to_client, c, n > 0 ? (size_t)n : 0);
 		if (n == 0) {
 			s->flags |= F_UP_EOF;
@@ -209,7 +210,7 @@ enum fwd forward_up_out(struct session *s)
 		return FWD_OK;
 	}
 	while (bufq_len(&s->to_up) > 0) {
-		ssize_t n = bufq_write(&s->to_up, c, s->ufd);
+		ssize_t n = s->up_tls ? upstream_tls_write(s) : bufq_write(&s->to_up, c, s->ufd);
 
 		if (n > 0)
 			continue;

@@ -36,6 +36,7 @@
 #include "proxy/http.h"
 #include "proxy/limits.h"
 #include "proxy/session.h"
+#include "proxy/upstream_tls.h"
 #include "proxy/worker.h"
 #include "tls/context.h"
 #include "tls/peer.h"
@@ -238,7 +239,7 @@ static void reload(struct proxy *p)
 	const struct config *cur = atomic_load(&p->cfg);
 	struct config *next = calloc(1, sizeof(*next));
 	struct auth_material *m = NULL;
-	SSL_CTX *ctx = NULL;
+	SSL_CTX *ctx = NULL, *up_ctx = NULL;
 	char err[1024], restart[512];
 	int n_restart;
 
@@ -253,7 +254,8 @@ static void reload(struct proxy *p)
 		goto err;
 	next->users_strict = 1;   /* a damaged users file must not lose users */
 	if ((ctx = build_ssl_ctx(next, err, sizeof(err))) == NULL ||
-	    (m = auth_material_load(next, err, sizeof(err))) == NULL)
+	    (m = auth_material_load(next, err, sizeof(err))) == NULL ||
+	    (next->upstream_tls && (up_ctx = upstream_tls_ctx_new(next, err, sizeof(err))) == NULL))
 		goto err;
 	if (config_same(next, cur)) {
 		/* New file contents under the same options: nothing to keep. */
@@ -265,6 +267,7 @@ static void reload(struct proxy *p)
 		goto err;
 	}
 	/* From here on ctx and m belong to p; only this thread replaces them. */
+	upstream_tls_swap(p, up_ctx);
 	metrics_reload_result(1);
 	if (n_restart > 0)
 		log_warn("reload: needs restart: %s changed; kept as they were", restart);
@@ -281,6 +284,7 @@ err:
 	metrics_reload_result(0);
 	log_error("reload failed, keeping the running configuration: %s", err);
 	SSL_CTX_free(ctx);
+	SSL_CTX_free(up_ctx);
 	auth_material_unref(m);
 	free_config(next);
 	watch_files(p, cur);
@@ -349,6 +353,10 @@ int main(int argc, char **argv)
 	seconds(&p.linger_timeout, 5);
 	p.ssl_ctx = build_ssl_ctx(&cfg, err, sizeof(err));
 	if (p.ssl_ctx == NULL) {
+		fprintf(stderr, "mqtls: %s\n", err);
+		goto out;
+	}
+	if (!upstream_tls_setup(&p, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "mqtls: %s\n", err);
 		goto out;
 	}
@@ -478,6 +486,7 @@ out:
 	limits_free(p.limits);
 	auth_material_unref(p.auth);
 	SSL_CTX_free(p.ssl_ctx);
+	upstream_tls_cleanup(&p);
 	watch_free(p.watch);
 	brokers_free(p.brokers);    /* no worker is left to read it */
 	/* Every thread that reads p.cfg has stopped. */

@@ -37,7 +37,7 @@ static const char *const close_reasons[CLOSE_REASONS] = {
 	"proxy_header_timeout", "handshakes_per_ip",
 	"ws_bad_path", "ws_bad_request", "ws_bad_version", "ws_header_too_large", "ws_upgrade_timeout",
 	"ws_closed", "ws_protocol_error", "ws_text_frame", "ws_frame_too_big",
-	"jwks_unavailable", "acl_denied", "protocol_error",
+	"jwks_unavailable", "broker_tls", "acl_denied", "protocol_error",
 };
 
 static const char *const ws_upgrade_results[WSU_COUNT] = { "ok", "bad_path", "bad_request",
@@ -48,7 +48,7 @@ static const char *const hs_results[HS_RESULT_COUNT] = { "ok", "verify_failed", 
 	                                                  "evicted" };
 static const char *const mqtt_versions[MQTTV_COUNT] = { "3.1", "3.1.1", "5.0" };
 static const char *const byte_dirs[BYTES_DIR_COUNT] = { "client_to_broker", "broker_to_client" };
-static const char *const broker_errors[BROKER_ERROR_COUNT] = { "unreachable", "timeout" };
+static const char *const broker_errors[BROKER_ERROR_COUNT] = { "unreachable", "timeout", "tls" };
 static const char *const refusals[REFUSED_COUNT] = { "handshakes_per_ip", "conn_per_ip",
 	                                          "conn_rate_per_ip", "max_connections" };
 static const char *const auth_results[AUTHR_COUNT] = { "ok", "bad_credentials", "not_authorized",

@@ -34,6 +34,7 @@ struct watch;
 struct limits;
 struct jwks_fetch;
 struct brokers;
+struct upstream_name;
 
 struct proxy {
 	const struct config *_Atomic cfg;  /* the live one: main's, or one of |configs| */
@@ -55,8 +56,13 @@ struct proxy {
 
 	atomic_int draining;               /* SIGTERM seen: /readyz says 503 */
 
-	pthread_mutex_t lock;              /* guards ssl_ctx and auth */
+	pthread_mutex_t lock;              /* guards ssl_ctx, upstream_ctx and auth */
 	SSL_CTX *ssl_ctx;                  /* owned; replaced by proxy_swap_ssl_ctx */
+	SSL_CTX *upstream_ctx;             /* owned; --upstream-tls, else NULL; replaced by
+	                                      upstream_tls_swap (proxy/upstream_tls.h) */
+	struct upstream_name *upstream_names;  /* owned, one per --upstream with --upstream-tls: what
+	                                          each broker's certificate must carry */
+	int n_upstream_names;
 	struct auth_material *auth;        /* owned reference; replaced by proxy_swap_auth */
 
 	/* Reloads: the main thread only. */

@@ -165,6 +165,9 @@ static void session_rearm(struct session *s)
 	default:
 		break;
 	}
+	/* --upstream-tls: the broker events its TLS waits for, which may cross. */
+	if (s->up_tls)
+		want = upstream_tls_arm(s, want);
 	if ((want & ARM_CLIENT) != (s->armed & ARM_CLIENT) ||
 	    event_get_priority(&s->ev_client) != (s->state <= S_HANDSHAKE ? PRI_NEW : PRI_LIVE))
 		assign_events(s, &s->ev_client, s->cfd, want & ARM_CLIENT_READ, want & ARM_CLIENT_WRITE,
@@ -185,6 +188,9 @@ static void session_rearm(struct session *s)
 	else if ((want & ARM_CLIENT_READ) && s->state > S_HANDSHAKE && !(s->flags & F_READ_IDLE) &&
 	         (tls_sock_buffered(&s->sock) || SSL_has_pending(s->ssl)))
 		kick_read(s);
+	/* The same rule for broker bytes inside the broker's SSL. */
+	if ((want & ARM_UP_READ) && s->state == S_FORWARDING && upstream_tls_kick(s))
+		event_active(&s->ev_up, EV_READ, 0);
 }
 
 /* ---- the way out ------------------------------------------------------------ */
@@ -288,11 +294,14 @@ static void client_out(struct session *s)
 		session_close(s, "client_error");
 }
 
+static int broker_refused_late(struct session *s);
+
 static void up_out(struct session *s)
 {
 	if (s->state != S_FORWARDING && s->state != S_CLOSING)
 		return;
-	if (forward_up_out(s) == FWD_ERROR || (s->state == S_FORWARDING && (s->flags & F_UP_DEAD)))
+	if ((forward_up_out(s) == FWD_ERROR || (s->state == S_FORWARDING && (s->flags & F_UP_DEAD))) &&
+	    !broker_refused_late(s))
 		session_close(s, "broker_closed");
 }
 
@@ -319,6 +328,28 @@ static void session_refuse(struct session *s, enum mqtt_refusal refusal, const c
 	session_close(s, reason);
 	/* Push the CONNACK out now; the close finishes once it is written. */
 	client_out(s);
+}
+
+/* --upstream-tls: the broker's TLS failed; the client hears what it would
+ * of a broker that cannot be reached. */
+static void broker_tls_failed(struct session *s)
+{
+	counter_add(&s->w->metrics.broker_errors[BROKER_TLS], 1);
+	upstream_tls_log_failure(s);
+	session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_tls");
+}
+
+/* A TLS 1.3 server checks the client's certificate after the client's
+ * handshake is done: a broker that refuses ours sends an alert before its
+ * first byte. Then the client gets the CONNACK of a TLS failure instead of
+ * a bare close. Returns 1 if so. */
+static int broker_refused_late(struct session *s)
+{
+	if (!upstream_tls_alerted(s) || s->state != S_FORWARDING || (s->flags & F_CONNACK_SEEN) ||
+	    bufq_len(&s->to_client) > 0)
+		return 0;
+	broker_tls_failed(s);
+	return 1;
 }
 
 /* A forwarding session ends on mqtls's initiative: an MQTT 5 client gets
@@ -377,6 +408,9 @@ static void broker_step(struct session *s, enum up_step r, int err)
 	case UP_EXHAUSTED:
 		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_unreachable");
 		break;
+	case UP_TLS_FAILED:
+		broker_tls_failed(s);
+		break;
 	}
 }
 
@@ -400,6 +434,9 @@ static int add_proxy_header(struct session *s)
 		local.ss_family = s->addr.sa.sa_family;
 	}
 	n = proxy_header_v2_build(&s->addr.sa, (struct sockaddr *)&local, &tls, hdr, sizeof(hdr));
+	/* With --upstream-tls it goes in clear before the ClientHello. */
+	if (n > 0 && s->w->proxy->cfg->upstream_tls)
+		return upstream_tls_preamble(s, hdr, n);
 	return n > 0 && bufq_prepend(&s->to_up, session_blocks(s), hdr, n);
 }
 
@@ -664,7 +701,7 @@ static void up_in(struct session *s)
 			break;
 	}
 	client_out(s);
-	if (s->state == S_FORWARDING && (s->flags & F_UP_EOF))
+	if (s->state == S_FORWARDING && (s->flags & F_UP_EOF) && !broker_refused_late(s))
 		session_close(s, (s->flags & F_UP_DEAD) ? "broker_error" : "broker_closed");
 }
 
@@ -811,7 +848,12 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
 
 		broker_step(s, r, err);
 	} else {
+		/* With --upstream-tls each direction may wait for the other event. */
+		if ((what & EV_READ) && upstream_tls_write_wants_read(s))
+			up_out(s);
 		if ((what & EV_READ) && s->state == S_FORWARDING)
+			up_in(s);
+		if ((what & EV_WRITE) && s->state == S_FORWARDING && upstream_tls_read_wants_write(s))
 			up_in(s);
 		if ((what & EV_WRITE) && s->state != S_DEAD)
 			up_out(s);

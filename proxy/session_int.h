@@ -88,6 +88,7 @@ enum {
 
 struct worker;
 struct auth_job;
+struct upstream_tls;
 struct ws_conn;
 struct acl;
 struct acl_session;
@@ -152,6 +153,7 @@ struct session {
 	struct tls_peer peer;
 	struct session_auth *auth;      /* owned, or NULL */
 	struct session_end *end;        /* owned, or NULL */
+	struct upstream_tls *up_tls;    /* owned with --upstream-tls, else NULL (upstream_tls.c) */
 	struct ws_conn *ws;             /* owned; WebSocket listeners only, from TLS done on */
 	struct acl_session *acl;        /* owned while an ACL applies (acl_stage.c), else NULL */
 	char *client_id;                /* escaped copy for the log; owned */
@@ -324,6 +326,7 @@ enum up_step {
 	UP_PENDING,         /* wait for the socket to be writable, then upstream_check */
 	UP_FAILED,          /* *err is the errno; s->ufd is closed; another broker may be left */
 	UP_EXHAUSTED,       /* every broker has been tried: none is left */
+	UP_TLS_FAILED,      /* --upstream-tls: the broker's TLS failed; s->ufd is closed */
 };
 
 /* Opens the connection to the next broker this session has not tried
@@ -340,6 +343,42 @@ void upstream_log_failure(const struct session *s, int err);
 void upstream_abandon(struct session *s);
 /* 1 once this session has tried every broker. */
 int upstream_tried_all(const struct session *s);
+
+/* ---- broker TLS (upstream_tls.c) ---------------------------------------- */
+
+/* Keeps the PROXY v2 header |hdr| (|n| bytes) to send in clear before the
+ * TLS handshake, where PROXY receivers expect it. Returns 1/0. */
+int upstream_tls_preamble(struct session *s, const uint8_t *hdr, size_t n);
+/* upstream_check with --upstream-tls: the connect, then the PROXY header,
+ * then the TLS handshake; CONNECTED once it is done (to_up not yet sent). */
+enum up_step upstream_tls_check(struct session *s, int *err);
+/* readv(2) on the broker socket, through its TLS: decrypts into the |nv|
+ * vectors until they are full or the SSL has no more; returns the count,
+ * 0 at the broker's end, or -1 with errno (EAGAIN when it must wait). */
+ssize_t upstream_tls_read(struct session *s, const struct iovec *v, int nv);
+/* bufq_write of to_up's first block through the broker's TLS: returns the
+ * bytes written and drained, or -1 with errno (EAGAIN when it must wait). */
+ssize_t upstream_tls_write(struct session *s);
+/* The broker events |want| (ARM_* bits) asks for, turned into those the
+ * TLS connection waits for; |want| itself without --upstream-tls. */
+uint8_t upstream_tls_arm(const struct session *s, uint8_t want);
+/* 1 if decrypted or read-ahead broker bytes wait while the socket may stay
+ * quiet, and the last read did not end for want of socket bytes. */
+int upstream_tls_kick(const struct session *s);
+/* 1 if the broker's TLS ended in a TLS error (an alert, a bad record),
+ * not a plain close. */
+int upstream_tls_alerted(const struct session *s);
+/* 1 if the last SSL_write to the broker waits for the socket readable. */
+int upstream_tls_write_wants_read(const struct session *s);
+/* 1 if the last SSL_read from the broker waits for the socket writable. */
+int upstream_tls_read_wants_write(const struct session *s);
+/* Sends close_notify to a broker that completed the handshake and is not
+ * dead, and frees the SSL (before s->ufd closes); s->up_tls stays. */
+void upstream_tls_close(struct session *s);
+/* Frees s->up_tls; safe without one. */
+void upstream_tls_free(struct session *s);
+/* Logs why TLS with the broker failed (reason=broker_tls, the verify error). */
+void upstream_tls_log_failure(const struct session *s);
 
 /* ---- topic ACL (acl_stage.c, on proxy/acl_filter.c) ---------------------- */
 

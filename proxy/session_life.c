@@ -133,6 +133,7 @@ void session_free(struct session *s)
 	tls_peer_cleanup(&s->peer);
 	session_auth_free(s->auth);
 	free(s->end);
+	upstream_tls_free(s);
 	ws_conn_free(s->ws);
 	acl_session_free(s->acl);
 	free(s->client_id);

@@ -16,6 +16,8 @@
 
 void upstream_close(struct session *s)
 {
+	/* --upstream-tls: close_notify while the socket is still there. */
+	upstream_tls_close(s);
 	/* The events leave the loop before the fd number can be reused. */
 	if (s->flags & F_UP_EVENTS) {
 		event_del(&s->ev_up);
@@ -51,6 +53,12 @@ enum up_step upstream_check(struct session *s, int *err)
 	socklen_t elen = sizeof(*err);
 
 	*err = 0;
+	/* --upstream-tls: nothing of to_up goes out before the handshake. */
+	if (s->w->proxy->cfg->upstream_tls) {
+		enum up_step r = upstream_tls_check(s, err);
+
+		return r == UP_CONNECTED ? connected(s) : r == UP_FAILED ? failed(s) : r;
+	}
 	if (bufq_len(&s->to_up) > 0) {
 		if (bufq_write(&s->to_up, session_blocks(s), s->ufd) > 0)
 			return connected(s);
@@ -124,7 +132,7 @@ enum up_step upstream_open(struct session *s, int *err)
 		*err = errno;
 		return failed(s);
 	}
-	if (!in_progress)
+	if (!in_progress && !s->w->proxy->cfg->upstream_tls)
 		return connected(s);
 	return upstream_check(s, err);
 }

@@ -32,6 +32,7 @@ MODULES += ["test_sni"]
 MODULES += ["test_acl"]
 MODULES += ["test_websockets"]
 MODULES += ["test_brokers"]
+MODULES += ["test_upstream_tls"]
 # Authentication tests live in test_auth_*.py, picked up by name.
 MODULES += sorted(p.stem for p in HERE.glob("test_auth_*.py"))
 
