@@ -247,6 +247,7 @@ static enum next on_publish(struct acl_session *a, const struct acl_io *io, size
 		/* The topic is the one the client last set for this alias. */
 		if (!alias_get(a, p->topic_alias, &allowed)) {
 			bufq_truncate(io->up, io->c, pos);
+			a->dead = 1;
 			rep->code = 0x82;
 			rep->why = "[MQTT-3.3.2-7] Topic Alias used before it was set";
 			*res = ACL_REFUSE;
