@@ -409,7 +409,12 @@ static void broker_step(struct session *s, enum up_step r, int err)
 		session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_unreachable");
 		break;
 	case UP_TLS_FAILED:
-		broker_tls_failed(s);
+		counter_add(&s->w->metrics.broker_errors[BROKER_TLS], 1);
+		upstream_tls_log_failure(s);
+		if (upstream_tried_all(s))
+			session_refuse(s, MQTT_REFUSE_SERVER_UNAVAILABLE, "broker_tls");
+		else
+			open_broker(s);    /* another broker's certificate may verify */
 		break;
 	}
 }

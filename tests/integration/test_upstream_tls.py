@@ -154,6 +154,20 @@ def a_plain_broker_behind_upstream_tls_is_a_tls_failure_not_a_hang(ctx):
     check("certificate verify" not in line, "no certificate was ever seen: %s" % line)
 
 
+@test
+def a_broker_whose_tls_fails_is_passed_over_for_the_next_one(ctx):
+    plain = ctx.broker()     # speaks no TLS: the handshake with it fails
+    b, port = _tls_broker(ctx)
+    m = ctx.mqtls("--upstream-tls", "--upstream-ca", ctx.pki.ca, "--upstream", "localhost:%d" % port,
+                  upstream=plain.upstream)
+    clients.pub_sub_round_trip(ctx, m, 4, 1, b"second broker")
+    _broker_saw_tls(b, port, 2)
+    line = m.wait_log("reason=broker_tls error=")[0]
+    check(plain.upstream in line, "the failure line does not name the first broker: %s" % line)
+    check(all(c.get("reason") != "broker_tls" for c in m.close_lines()),
+          "a client was refused although the second broker took it: %r" % m.close_lines())
+
+
 # -- configuration ---------------------------------------------------------
 
 def _config_error(ctx, *args):
