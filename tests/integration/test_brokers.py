@@ -1,6 +1,7 @@
 """Several brokers (--upstream repeated, --upstream-balance, health, --resolve-interval)
 against two real mosquitto processes: failover and return with `first`, a client id
 kept on one broker with `clientid-hash`, every broker down, a host name, bad specs."""
+import signal
 import socket
 import time
 import urllib.request
@@ -224,3 +225,20 @@ def bad_upstream_options_are_one_line_errors_naming_the_flag(ctx):
         check(rc == 2, "%r: exit %d, want 2 (stderr %r)" % (args, rc, err))
         check(want in err and err.count("\n") == 1 and err.startswith("mqtls: "),
               "%r: stderr %r, want one line with %r" % (args, err, want))
+
+
+@test
+def a_reload_keeps_the_brokers_it_started_with_and_says_they_need_a_restart(ctx):
+    a, b = ctx.broker(), ctx.broker()
+    conf = ctx.dir / "mqtls.conf"
+    head = "listen 127.0.0.1:0\ncert %s\nkey %s\n" % (ctx.pki.server_cert, ctx.pki.server_key)
+    conf.write_text(head + "upstream %s\n" % a.upstream)
+    m = ctx.mqtls_raw(["--config", conf])
+    check(_land(ctx, m, [a, b], "before-reload") == 0, "the client is not on the only broker")
+    tmp = ctx.dir / "mqtls.conf.new"
+    tmp.write_text(head + "upstream %s\nupstream %s\nupstream-balance clientid-hash\n" % (b.upstream, a.upstream))
+    tmp.replace(conf)
+    m.send(signal.SIGHUP)
+    line = m.wait_log("needs restart")[-1]
+    check("upstream," in line and "upstream-balance" in line, "the restart line should name both: %r" % line)
+    check(_land(ctx, m, [a, b], "after-reload") == 0, "after the reload the client went to the new list")
