@@ -9,11 +9,12 @@
  *                  client id over the brokers that are up, so that a
  *                  device's persistent session stays on one node and a
  *                  broker going down moves only its own clients. A
- *                  broker's weight for a client is SipHash-2-4, under a
- *                  fixed key, of the broker's --upstream text, a NUL and
- *                  the client id: the same on every replica and after
- *                  every restart, whatever order the brokers are listed in
- *                  (as long as each is written the same way).
+ *                  broker's weight for a client is SipHash-2-4 of the
+ *                  client id under the broker's own key, itself SipHash-2-4
+ *                  of the broker's --upstream text under two fixed keys:
+ *                  the same on every replica and after every restart,
+ *                  whatever order the brokers are listed in (as long as
+ *                  each is written the same way).
  * Either way the brokers marked down come last, in the same order, so a
  * client is refused (CONNACK server unavailable) only once every broker
  * failed for it.
