@@ -15,6 +15,11 @@ masked binary frames (mqtls-bench --ws /mqtt). It runs the scenarios in
 WSS_SCENARIOS only (handshake cost, idle memory, 16 KiB forwarding) and is
 reported in its own table beside mqtls over plain TLS.
 
+The mqtls-acl row is mqtls again, with --acl-file (ACL_FILE below: every
+PUBLISH and SUBSCRIBE checked against a general section, 50 user sections
+and two patterns). It runs ACL_SCENARIOS only (256-byte QoS 0 messages):
+the CPU a checked message costs, beside the same mqtls without an ACL.
+
 Prints one Markdown table and writes it, the raw figures and a gnuplot PNG of
 the latency distributions to bench/results/.
 
@@ -26,7 +31,7 @@ Sizes come from the environment (defaults fit 2 cores in a few minutes):
   BENCH_LAT_SECONDS=3    length of each latency run
   BENCH_LAT_REPEAT=3     latency runs per terminator; the one with the median p99 is kept
   BENCH_KEYS=ecdsa       certificate types to run: "ecdsa", "rsa" or "ecdsa rsa"
-  BENCH_ONLY=            space-separated subset of: direct mqtls mqtls-wss haproxy nginx stunnel mosquitto-tls
+  BENCH_ONLY=            space-separated subset of: direct mqtls mqtls-wss mqtls-acl haproxy nginx stunnel mosquitto-tls
   BENCH_GB16_MB=512      MB published in 16 KiB QoS 0 messages, one pair, at most 32 in flight
   BENCH_SMALL=100000     256-byte QoS 0 messages, one pair, at most 32 in flight
   BENCH_NAGLE=200        connects (TLS 1.3 + CONNECT/CONNACK) by a client that leaves Nagle on
@@ -58,7 +63,7 @@ LAT_RATE = float(os.environ.get("BENCH_LAT_RATE", "400"))
 LAT_SECONDS = float(os.environ.get("BENCH_LAT_SECONDS", "3"))
 LAT_REPEAT = int(os.environ.get("BENCH_LAT_REPEAT", "3"))
 KEYS = os.environ.get("BENCH_KEYS", "ecdsa").split()
-ORDER = ["direct", "mqtls", "mqtls-wss", "haproxy", "nginx", "stunnel", "mosquitto-tls"]
+ORDER = ["direct", "mqtls", "mqtls-wss", "mqtls-acl", "haproxy", "nginx", "stunnel", "mosquitto-tls"]
 ONLY = os.environ.get("BENCH_ONLY", "").split() or ORDER
 LAT_PAIRS = 4
 GB_PAYLOAD = 65536
@@ -72,6 +77,13 @@ WINDOW = 32
 # memory, and 16 KiB QoS 0 forwarding.
 WSS_SCENARIOS = ["conn", "idle", "gb16"]
 WS_PATH = "/mqtt"
+# What the mqtls-acl row measures: the per-message cost of the checks.
+ACL_SCENARIOS = ["small"]
+# Anonymous bench clients fall in the general section; the user sections
+# and patterns are there so the table is not trivially small.
+ACL_FILE = ("topic deny bench/secret/#\ntopic readwrite bench/#\n"
+            + "".join(f"user u{i}\ntopic readwrite u{i}/#\ntopic read shared/+/{i}\n" for i in range(50))
+            + "pattern readwrite dev/%u/%c/#\npattern read status/%c\n")
 
 
 def log(msg):
@@ -204,7 +216,7 @@ def start_terminator(name, d, procs, bport, tport):
     """Starts |name| on a free port; returns (port, pids-getter, popen) or port only for mosquitto-tls."""
     port = free_port()
     logf = open(f"{d}/{name}.log", "w")
-    if name in ("mqtls", "mqtls-wss"):
+    if name in ("mqtls", "mqtls-wss", "mqtls-acl"):
         args = [MQTLS, "--listen", f"127.0.0.1:{port}", "--cert", f"{d}/server.pem", "--key", f"{d}/server.key",
                 "--upstream", f"127.0.0.1:{bport}", "--workers", "1", "--log-level", "warn",
                 "--ready-file", f"{d}/{name}.ready"]
@@ -212,6 +224,10 @@ def start_terminator(name, d, procs, bport, tport):
             # The port measured is the WebSocket one; TLS listens beside it.
             port = free_port()
             args += ["--ws-listen", f"127.0.0.1:{port}", "--ws-path", WS_PATH]
+        if name == "mqtls-acl":
+            with open(f"{d}/acl", "w") as f:
+                f.write(ACL_FILE)
+            args += ["--acl-file", f"{d}/acl"]
     elif name == "haproxy":
         with open(f"{d}/haproxy.cfg", "w") as f:
             f.write(f"""global
@@ -316,7 +332,7 @@ def idle_rss(pids_of, broker_pid, client_args, d, tag):
     return (t1 - t0) / n, (b1 - b0) / n, r
 
 
-def measure(name, d, pids_of, broker_pid, port, tls, ws=False):
+def measure(name, d, pids_of, broker_pid, port, tls, ws=False, acl=False):
     """Every scenario (with ws, those of WSS_SCENARIOS) against one endpoint.
     Returns a dict of figures."""
     client = ["--port", str(port), "--threads", "1", "--source-ips", "127.0.0.1-127.0.0.30"]
@@ -327,6 +343,8 @@ def measure(name, d, pids_of, broker_pid, port, tls, ws=False):
     if ws:
         client += ["--ws", WS_PATH]
     scen = [s for s in SCENARIOS if not ws or s in WSS_SCENARIOS]
+    if acl:
+        scen = [s for s in scen if s in ACL_SCENARIOS]
     f = {"name": name, "errors": 0}
     if "conn" in scen:
         conn_scenario(f, name, d, pids_of, broker_pid, client, tls and not ws)
@@ -468,7 +486,7 @@ def measure_all(kind, figs, d, procs, broker, bport, tport):
             port, p = start_terminator(name, d, procs, bport, tport)
             try:
                 figs[name] = measure(name, d, lambda: [p.pid] + children(p.pid), broker.pid, port, tls=True,
-                                     ws=name == "mqtls-wss")
+                                     ws=name == "mqtls-wss", acl=name == "mqtls-acl")
             finally:
                 procs.stop(p)
 
@@ -490,7 +508,7 @@ def table(kind, figs):
     rows = []
     for name in ORDER:
         f = figs.get(name)
-        if f is None or name in ("direct", "mqtls-wss"):
+        if f is None or name in ("direct", "mqtls-wss", "mqtls-acl"):
             continue
         g = dict(f)
         if f.get("self_is_broker"):
@@ -559,6 +577,7 @@ def table(kind, figs):
                 f"| {v(g, 'nagle_p50_ms', 1)} / {v(g, 'nagle_p99_ms', 1)} | {g['errors']} |")
         lines.append("")
     lines += wss_table(figs)
+    lines += acl_table(figs)
     if direct.get("broker_full_ms") is not None:
         lines += [f"Direct plain MQTT to the broker (the baseline): broker CPU {fmt(direct.get('broker_full_ms'))} ms "
                   f"per 1,000 connects, {fmt(direct.get('broker_gb_s'))} s per GB; publish→receive p50 "
@@ -598,6 +617,29 @@ def wss_table(figs):
     # second run is mostly memory it freed after the first, so it is left out.
     return lines + ["", "The broker's memory per idle connection is the same for both (it sees plain MQTT over TCP); "
                     "see the mqtls row above.", ""]
+
+
+def acl_table(figs):
+    """mqtls without and with --acl-file, 256-byte QoS 0 messages."""
+    off, on = figs.get("mqtls"), figs.get("mqtls-acl")
+    if on is None:
+        return []
+
+    def v(g, k, digits=2):
+        return fmt(g.get(k), digits) if g else "–"
+
+    lines = ["Topic ACL (mqtls --acl-file: every PUBLISH and SUBSCRIBE parsed and checked) beside the same mqtls "
+             "without one, 256 B QoS 0 messages, one pair (terminator CPU; messages/s wall clock):", "",
+             "| mqtls | messages/s | CPU µs / message (terminator) | CPU µs / message (+broker) | errors |",
+             "|---|---|---|---|---|"]
+    for label, g in (("no ACL (opaque stream)", off), ("--acl-file", on)):
+        b = g.get("us_msg_small") + g.get("broker_us_msg_small") \
+            if g and g.get("us_msg_small") is not None and g.get("broker_us_msg_small") is not None else None
+        lines.append(f"| {label} | {v(g, 'msgs_s_small', 0)} | {v(g, 'us_msg_small', 2)} | {fmt(b, 2)} "
+                     f"| {g['errors'] if g else '–'} |")
+    if off and off.get("us_msg_small") is not None and on.get("us_msg_small") is not None:
+        lines.append(f"| cost of the check | | {on['us_msg_small'] - off['us_msg_small']:+.2f} µs | | |")
+    return lines + [""]
 
 
 def plot(kind, rows, direct):
