@@ -1,8 +1,10 @@
 """Several brokers (--upstream repeated, --upstream-balance, health, --resolve-interval)
 against two real mosquitto processes: failover and return with `first`, a client id
 kept on one broker with `clientid-hash`, every broker down, a host name, bad specs."""
+import shutil
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -11,8 +13,13 @@ from harness import Skip, check, free_port, test, wait_until
 
 
 def _metrics(port):
+    """The scrape's samples, {'name{labels}': value}; the text passes promtool when it is installed."""
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
         text = r.read().decode()
+    if shutil.which("promtool"):
+        r = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        check(r.returncode == 0, "promtool check metrics failed:\n%s" % r.stdout.decode())
     out = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
