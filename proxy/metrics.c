@@ -225,12 +225,16 @@ void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w
 	const struct config *c = p->cfg;
 
 	head(o, "mqtls_connections_active", "gauge", "Client connections open, by listener.");
+	/* A WebSocket listener is labelled wss://ADDR:PORT: its series stay
+	 * apart from a TLS listener's on the same spec (port 0 in tests). */
 	for (int l = 0; l < config_n_listeners(c); l++)
-		evbuffer_add_printf(o, "mqtls_connections_active{listener=\"%s\"} %llu\n", config_listener(c, l),
+		evbuffer_add_printf(o, "mqtls_connections_active{listener=\"%s%s\"} %llu\n",
+		                    config_listener_is_ws(c, l) ? "wss://" : "", config_listener(c, l),
 		                    (unsigned long long)SUM(connections_active[l]));
 	head(o, "mqtls_connections_total", "counter", "Client connections accepted, by listener.");
 	for (int l = 0; l < config_n_listeners(c); l++)
-		evbuffer_add_printf(o, "mqtls_connections_total{listener=\"%s\"} %llu\n", config_listener(c, l),
+		evbuffer_add_printf(o, "mqtls_connections_total{listener=\"%s%s\"} %llu\n",
+		                    config_listener_is_ws(c, l) ? "wss://" : "", config_listener(c, l),
 		                    (unsigned long long)SUM(connections_total[l]));
 	if (c->n_ws_listen > 0) {
 		head(o, "mqtls_ws_upgrades_total", "counter",

@@ -117,18 +117,14 @@ static enum tls_io put_data(struct session *s)
 		return TLS_IO_OK;
 	if (w->out_left > 0) {
 		chunk = v.iov_len < w->out_left ? v.iov_len : w->out_left;
-		s->write_pending = w->out_left;
 		if ((r = put(s, v.iov_base, chunk)) == TLS_IO_OK) {
 			bufq_drain(&s->to_client, c, chunk);
 			s->bytes_out += chunk;
 			w->out_left = (uint16_t)(w->out_left - chunk);
-			s->write_pending = 0;
 		}
 		return r;
 	}
 	if (w->hdr_len > 0) {
-		/* Once handed to SSL_write, the header commits its payload. */
-		s->write_pending = w->hdr_payload;
 		if ((r = put(s, w->hdr, w->hdr_len)) == TLS_IO_OK) {
 			w->out_left = w->hdr_payload;
 			w->hdr_len = 0;
@@ -147,7 +143,6 @@ static enum tls_io put_data(struct session *s)
 	memcpy((uint8_t *)v.iov_base - hl, hdr, hl);
 	r = put(s, (uint8_t *)v.iov_base - hl, hl + chunk);
 	w->retry_chunk = r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE ? (uint16_t)chunk : 0;
-	s->write_pending = w->retry_chunk;
 	if (r == TLS_IO_OK) {
 		bufq_drain(&s->to_client, c, chunk);
 		s->bytes_out += chunk;
@@ -171,6 +166,8 @@ enum fwd ws_forward_out(struct session *s)
 		bufq_clear(&s->to_client, c);
 		w->raw_len = 0;
 		w->hdr_len = 0;
+		w->out_left = w->retry_chunk = 0;
+		s->write_pending = 0;
 		if (w->close == WS_CLOSE_QUEUED)
 			w->close = WS_CLOSE_SENT;
 		return FWD_OK;
@@ -188,6 +185,9 @@ enum fwd ws_forward_out(struct session *s)
 			return FWD_OK;
 		} else if (bufq_len(&s->to_client) > 0 && w->upgraded) {
 			r = put_data(s);
+			/* What a clean cut (session_end.c) must leave in to_client:
+			 * the payload a header, sent or being sent, announced. */
+			s->write_pending = w->out_left ? w->out_left : w->hdr_len ? w->hdr_payload : w->retry_chunk;
 		} else if (w->close == WS_CLOSE_QUEUED && between_frames(w)) {
 			if ((r = put(s, w->close_frame, w->close_len)) == TLS_IO_OK)
 				w->close = WS_CLOSE_SENT;
