@@ -7,9 +7,11 @@ and then stay idle, reads /proc again, and prints the delta per connection.
 With --ws the same is measured again for MQTT over secure WebSockets (a
 fresh mqtls with --ws-listen; each client does the HTTP upgrade after TLS
 and sends its CONNECT in a masked binary frame), and both figures are
-printed side by side.
+printed side by side. With --upstream-tls the same is measured with TLS on
+the broker side too (mosquitto's own TLS listener, --upstream-tls): what a
+broker SSL adds to each idle connection.
 
-    bench/idle_memory.py [--count 1000] [--mtls] [--workers 1] [--ws]
+    bench/idle_memory.py [--count 1000] [--mtls] [--workers 1] [--ws] [--upstream-tls]
 """
 import argparse
 import base64
@@ -138,12 +140,15 @@ def wait_for(pred, seconds, what):
     raise SystemExit(f"idle_memory: timed out waiting for {what}")
 
 
-def measure(a, tmp, bport, ws):
-    """Starts mqtls, opens a.count idle connections; returns {VmRSS, RssAnon: (before, after)}."""
+def measure(a, tmp, bport, ws, tport=None):
+    """Starts mqtls, opens a.count idle connections; returns {VmRSS, RssAnon: (before, after)}.
+    With |tport|, mqtls talks TLS to the broker's TLS listener on that port."""
     socks = []
     args = [a.binary, "--listen", "127.0.0.1:0", "--cert", f"{tmp}/server.pem", "--key", f"{tmp}/server.key",
-            "--upstream", f"127.0.0.1:{bport}", "--ready-file", f"{tmp}/ready", "--log-level", "warn",
+            "--upstream", f"127.0.0.1:{tport or bport}", "--ready-file", f"{tmp}/ready", "--log-level", "warn",
             "--workers", str(a.workers)]
+    if tport:
+        args += ["--upstream-tls", "--upstream-ca", f"{tmp}/ca.pem"]
     if ws:
         ws_port = free_port()
         args += ["--ws-listen", f"127.0.0.1:{ws_port}"]
@@ -201,6 +206,8 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--ws", action="store_true", help="also measure MQTT over secure WebSockets (--ws-listen)")
     ap.add_argument("--ws-path", default="/mqtt")
+    ap.add_argument("--upstream-tls", action="store_true",
+                    help="also measure with TLS to the broker (mosquitto's TLS listener, --upstream-tls)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "mqtls"))
     a = ap.parse_args()
 
@@ -209,6 +216,11 @@ def main():
     bport = free_port()
     with open(f"{tmp}/mosq.conf", "w") as f:
         f.write(f"listener {bport} 127.0.0.1\nallow_anonymous true\nmax_connections -1\n")
+        tport = free_port() if a.upstream_tls else None
+        if tport:
+            # Started as root, mosquitto would read the keys as user mosquitto.
+            f.write(f"user root\nlistener {tport} 127.0.0.1\ncafile {tmp}/ca.pem\ncertfile {tmp}/server.pem\n"
+                    f"keyfile {tmp}/server.key\n")
     broker = subprocess.Popen(["mosquitto", "-c", f"{tmp}/mosq.conf"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -226,6 +238,13 @@ def main():
             for k in ("VmRSS", "RssAnon"):
                 print(f"side by side, {k} KiB per idle connection: {base} over TCP {per[(False, k)]:.2f}, "
                       f"wss {per[(True, k)]:.2f} ({per[(True, k)] - per[(False, k)]:+.2f})")
+        if tport:
+            figs = measure(a, tmp, bport, False, tport)
+            for k, (b, after) in figs.items():
+                up = (after - b) / a.count
+                print(f"{base} + TLS to the broker {k}: {b} KiB -> {after} KiB with {a.count} idle connections: "
+                      f"{up:.2f} KiB per connection ({up - per[(False, k)]:+.2f} against a plain broker hop)",
+                      flush=True)
     finally:
         broker.terminate()
         broker.wait(timeout=10)
