@@ -218,3 +218,36 @@ def a_changed_pair_is_served_after_the_automatic_reload_and_the_others_stay(ctx)
     live.sendall(w.pingreq())
     t, _, _ = w.Reader(live).read(5)
     check(t == w.PINGRESP, "the live connection got type %d, not PINGRESP" % t)
+
+
+def _mqtt_through(ctx, m, name, cert):
+    """CONNECT on a connection asking for |name| and presenting |cert|:
+    ('connack', code), or ('refused', why) when TLS ends it."""
+    c = ctx.client_context(cert=cert)
+    try:
+        s = _connect(ctx, m, name, sslctx=c)
+        served = s.getpeercert(binary_form=True)
+        s.sendall(w.connect(4, client_id="mtls-" + name))
+        t, _, body = w.Reader(s).read(5)
+    except (ssl.SSLError, w.Closed, ConnectionError) as e:
+        return "refused", repr(e)
+    check(t == w.CONNACK, "first packet type %d" % t)
+    return ("connack", w.connack_code(body)), served
+
+
+@test
+def client_certificates_are_checked_the_same_on_every_pair(ctx):
+    sni = ctx.pki.sni
+    b, m = _mqtls(ctx, (ctx.pki.server_cert, ctx.pki.server_key), sni["a"][:2], sni["wild"][:2],
+                  extra=("--client-ca", ctx.pki.client_ca, "--client-cert", "required", "--crl", ctx.pki.crl))
+    for name, leaf in (("localhost", ctx.pki.server_cert), ("a.sni.test", sni["a"][2]),
+                       ("d9.devices.sni.test", sni["wild"][2])):
+        r, served = _mqtt_through(ctx, m, name, ctx.pki.client_good)
+        check(r == ("connack", 0) and served == _leaf_der(leaf), "%s with a good client certificate: %r" % (name, r))
+        # The CA, the CRL and the requirement hold on the chosen pair too.
+        for cert, what in ((None, "no"), (ctx.pki.client_revoked, "a revoked"),
+                           (ctx.pki.client_untrusted, "an untrusted")):
+            r = _mqtt_through(ctx, m, name, cert)
+            check(r[0] == "refused", "%s with %s client certificate: %r" % (name, what, r))
+    check(sorted(b.clients()) == ["mtls-a.sni.test", "mtls-d9.devices.sni.test", "mtls-localhost"],
+          "broker clients %r" % b.clients())
