@@ -19,7 +19,8 @@
  * client is refused (CONNACK server unavailable) only once every broker
  * failed for it.
  *
- * Health, passive: a failed or timed-out connect marks its broker down.
+ * Health, passive: a failed or timed-out connect marks its broker down
+ * (not one that failed for want of descriptors, memory or local ports).
  * Active: while it is down, one thread (the set's own) probes it with one
  * TCP connect per back-off period, 1 s doubling to 30 s; the probe that
  * succeeds brings it back, and so does a session that reached it when

@@ -29,11 +29,6 @@ void upstream_close(struct session *s)
 	s->ufd = -1;
 }
 
-/*
- * Whether a connecting broker socket is up, learnt by writing the CONNECT:
- * on loopback the TCP handshake has usually finished inside connect()
- * already, and the write then saves a loop turn and a getsockopt.
- */
 static enum up_step connected(struct session *s)
 {
 	if (s->w->proxy->brokers)
@@ -41,13 +36,25 @@ static enum up_step connected(struct session *s)
 	return UP_CONNECTED;
 }
 
-static enum up_step failed(struct session *s)
+/* Errors of this host, not of the broker: out of descriptors, memory or
+ * local ports. They must not mark a healthy broker down. */
+static int local_error(int err)
 {
-	if (s->w->proxy->brokers)
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM || err == EADDRNOTAVAIL;
+}
+
+static enum up_step failed(struct session *s, int err)
+{
+	if (s->w->proxy->brokers && !local_error(err))
 		brokers_failed(s->w->proxy->brokers, s->broker);
 	return UP_FAILED;
 }
 
+/*
+ * Whether a connecting broker socket is up, learnt by writing the CONNECT:
+ * on loopback the TCP handshake has usually finished inside connect()
+ * already, and the write then saves a loop turn and a getsockopt.
+ */
 enum up_step upstream_check(struct session *s, int *err)
 {
 	socklen_t elen = sizeof(*err);
@@ -57,7 +64,7 @@ enum up_step upstream_check(struct session *s, int *err)
 	if (s->w->proxy->cfg->upstream_tls) {
 		enum up_step r = upstream_tls_check(s, err);
 
-		return r == UP_CONNECTED ? connected(s) : r == UP_FAILED ? failed(s) : r;
+		return r == UP_CONNECTED ? connected(s) : r == UP_FAILED ? failed(s, *err) : r;
 	}
 	if (bufq_len(&s->to_up) > 0) {
 		if (bufq_write(&s->to_up, session_blocks(s), s->ufd) > 0)
@@ -74,7 +81,7 @@ enum up_step upstream_check(struct session *s, int *err)
 			return UP_PENDING;
 	}
 	upstream_close(s);
-	return failed(s);
+	return failed(s, *err);
 }
 
 /*
@@ -130,7 +137,7 @@ enum up_step upstream_open(struct session *s, int *err)
 	s->ufd = address_connect(&a, &in_progress);
 	if (s->ufd < 0) {
 		*err = errno;
-		return failed(s);
+		return failed(s, *err);
 	}
 	if (!in_progress && !s->w->proxy->cfg->upstream_tls)
 		return connected(s);
@@ -140,7 +147,7 @@ enum up_step upstream_open(struct session *s, int *err)
 void upstream_abandon(struct session *s)
 {
 	upstream_close(s);
-	(void)failed(s);
+	(void)failed(s, ETIMEDOUT);
 }
 
 int upstream_tried_all(const struct session *s)
