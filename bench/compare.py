@@ -12,7 +12,8 @@ shared machine changes wall-clock figures but hardly these.
 The mqtls-wss row is mqtls again, with --ws-listen: clients do the
 WebSocket upgrade (RFC 6455, subprotocol mqtt) after TLS and send MQTT in
 masked binary frames (mqtls-bench --ws /mqtt). It runs the scenarios in
-WSS_SCENARIOS only (handshake cost, idle memory, 16 KiB forwarding) and is
+WSS_SCENARIOS only (full and resumed handshakes, idle memory, 16 KiB
+forwarding) and is
 reported in its own table beside mqtls over plain TLS.
 
 The mqtls-acl row is mqtls again, with --acl-file (ACL_FILE below: every
@@ -73,9 +74,9 @@ N_NAGLE = int(os.environ.get("BENCH_NAGLE", "200"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "").split() or \
     ["conn", "resume", "idle", "lat", "gb64", "gb16", "small", "nagle"]
 WINDOW = 32
-# What the wss row measures: handshakes (TLS + upgrade + CONNECT), idle
+# What the wss row measures: full and resumed handshakes (TLS + upgrade + CONNECT), idle
 # memory, and 16 KiB QoS 0 forwarding.
-WSS_SCENARIOS = ["conn", "idle", "gb16"]
+WSS_SCENARIOS = ["conn", "resume", "idle", "gb16"]
 WS_PATH = "/mqtt"
 # What the mqtls-acl row measures: the per-message cost of the checks.
 ACL_SCENARIOS = ["small"]
@@ -347,7 +348,7 @@ def measure(name, d, pids_of, broker_pid, port, tls, ws=False, acl=False):
         scen = [s for s in scen if s in ACL_SCENARIOS]
     f = {"name": name, "errors": 0}
     if "conn" in scen:
-        conn_scenario(f, name, d, pids_of, broker_pid, client, tls and not ws)
+        conn_scenario(f, name, d, pids_of, broker_pid, client, tls, scen)
     if "idle" in scen:
         log(f"  {name}: {N_IDLE} idle connections")
         kt, kb, r = idle_rss(pids_of, broker_pid, client + ["-i", f"{name}-i"], d, f"{name}-idle")
@@ -379,7 +380,7 @@ def measure(name, d, pids_of, broker_pid, port, tls, ws=False, acl=False):
     return f
 
 
-def conn_scenario(f, name, d, pids_of, broker_pid, client, tls):
+def conn_scenario(f, name, d, pids_of, broker_pid, client, tls, scen):
     log(f"  {name}: {N_CONN} full handshakes")
     r, tc, bc = measured(pids_of, broker_pid, lambda: bench(
         ["conn", "--count", str(N_CONN), "--churn", "--concurrency", "50", "-i", f"{name}-c"] + client, d, f"{name}-conn"))
@@ -389,7 +390,7 @@ def conn_scenario(f, name, d, pids_of, broker_pid, client, tls):
     f["full_ms_b"] = (tc + bc) * 1e6 / full
     f["connects_s"] = r["connects_per_s"]
     f["broker_full_ms"] = bc * 1e6 / full
-    if tls and "resume" in SCENARIOS:
+    if tls and "resume" in scen:
         log(f"  {name}: {N_CONN} resumed handshakes")
         r, tc, bc = measured(pids_of, broker_pid, lambda: bench(
             ["conn", "--count", str(N_CONN), "--churn", "--concurrency", "50", "--tls-resume",
@@ -600,16 +601,19 @@ def wss_table(figs):
 
     lines = ["MQTT over secure WebSockets (mqtls --ws-listen, subprotocol mqtt, client frames masked) beside "
              "MQTT over TLS, same mqtls and broker (terminator CPU; connects/s and MB/s wall clock):", "",
-             "| mqtls transport | CPU ms / 1,000 full handshakes + CONNECT (term. / +broker) | connects/s "
+             "| mqtls transport | CPU ms / 1,000 full handshakes + CONNECT (term. / +broker) "
+             "| CPU ms / 1,000 resumed (term. / +broker) | connects/s "
              "| KiB RSS / idle conn. (terminator) | 16 KiB QoS 0: CPU s/GB (term. / +broker) | MB/s | errors |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for label, g in (("TLS over TCP", tcp), ("wss (TLS + WebSocket)", wss)):
         lines.append(
-            f"| {label} | {v(g, 'full_ms')} / {v(g, 'full_ms_b')} | {v(g, 'connects_s', 0)} "
+            f"| {label} | {v(g, 'full_ms')} / {v(g, 'full_ms_b')} | {v(g, 'resumed_ms')} / {v(g, 'resumed_ms_b')} "
+            f"| {v(g, 'connects_s', 0)} "
             f"| {v(g, 'idle_kib', 1)} | {v(g, 'gb_s16')} / {v(g, 'gb_s_b16')} "
             f"| {v(g, 'mb_s16', 0)} | {g['errors'] if g else '–'} |")
     if tcp:
-        lines.append(f"| wss ÷ TLS | {ratio(wss.get('full_ms'), tcp.get('full_ms'))} | "
+        lines.append(f"| wss ÷ TLS | {ratio(wss.get('full_ms'), tcp.get('full_ms'))} "
+                     f"| {ratio(wss.get('resumed_ms'), tcp.get('resumed_ms'))} | "
                      f"{ratio(wss.get('connects_s'), tcp.get('connects_s'))} "
                      f"| {ratio(wss.get('idle_kib'), tcp.get('idle_kib'))} | {ratio(wss.get('gb_s16'), tcp.get('gb_s16'))} "
                      f"| {ratio(wss.get('mb_s16'), tcp.get('mb_s16'))} | |")
