@@ -120,17 +120,29 @@ def each_name_gets_its_certificate_and_no_or_an_unknown_name_the_first(ctx):
 
 @test
 def a_session_resumes_on_the_pair_its_name_chose(ctx):
+    import base64
+    import os
     sni = ctx.pki.sni
-    b, m = _mqtls(ctx, (ctx.pki.server_cert, ctx.pki.server_key), sni["a"][:2])
-    c = _client(ctx)
-    s = _connect(ctx, m, "a.sni.test", sslctx=c)
-    _connack(s, "first")     # reading after the handshake takes in the TLS 1.3 ticket
-    session = s.session
-    s.close()
-    s = _connect(ctx, m, "a.sni.test", sslctx=c, session=session)
-    check(s.session_reused, "the session was not resumed")
-    check(s.getpeercert(binary_form=True) == _leaf_der(sni["a"][2]), "resumed with another certificate")
-    _connack(s, "resumed")
+    keys = ctx.dir / "ticket.keys"
+    keys.write_text(base64.b64encode(os.urandom(80)).decode() + "\n")
+    pairs = ((ctx.pki.server_cert, ctx.pki.server_key), sni["a"][:2])
+    b, m = _mqtls(ctx, *pairs)
+    b2, shared = _mqtls(ctx, *pairs, extra=("--ticket-keys", keys))
+    b3, replica = _mqtls(ctx, *pairs, extra=("--ticket-keys", keys))
+    for first, second in ((m, m), (shared, replica)):
+        for maxv in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            c = _client(ctx)
+            c.maximum_version = maxv
+            s = _connect(ctx, first, "a.sni.test", sslctx=c)
+            _connack(s, "first")     # reading after the handshake takes in the TLS 1.3 ticket
+            session = s.session
+            s.close()
+            s = _connect(ctx, second, "a.sni.test", sslctx=c, session=session)
+            check(s.session_reused, "the %s session was not resumed%s" %
+                  (maxv.name, " on the replica" if first is not second else ""))
+            check(s.getpeercert(binary_form=True) == _leaf_der(sni["a"][2]), "resumed with another certificate")
+            _connack(s, "resumed")
+            s.close()
 
 
 @test
