@@ -44,7 +44,8 @@ static const struct option_def options[] = {
 	  "with several --upstream: first (the first one up, in order) or clientid-hash (a client id stays "
 	  "on one broker); restart to change" },
 	{ "resolve-interval", OPT_LONG, OFF(resolve_interval), "30", 0, 86400, NULL,
-	  "seconds between resolutions of --upstream host names (off the event loops); 0 = at start only" },
+	  "seconds between resolutions of --upstream host names (off the event loops); 0 = at start only; "
+	  "restart to change" },
 	{ "client-ca", OPT_STR, OFF(client_ca), NULL, 0, 0, NULL,
 	  "CA certificates (PEM) trusted for client certificates" },
 	{ "client-cert", OPT_CHOICE, OFF(client_cert), "none", 0, 0, "none|optional|required",
@@ -58,7 +59,7 @@ static const struct option_def options[] = {
 	{ "connect-timeout", OPT_LONG, OFF(connect_timeout), "10", 1, 3600, NULL,
 	  "seconds allowed, after TLS, for the client's complete CONNECT" },
 	{ "upstream-timeout", OPT_LONG, OFF(upstream_timeout), "5", 1, 3600, NULL,
-	  "seconds allowed to connect to the broker" },
+	  "seconds allowed to connect to the broker (with several, to each one tried)" },
 	{ "max-connect-size", OPT_LONG, OFF(max_connect_size), "65536", 64, 16777216, NULL,
 	  "largest CONNECT packet accepted, bytes" },
 	{ "max-buffer", OPT_LONG, OFF(max_buffer), "262144", 16384, 1073741824, NULL,
