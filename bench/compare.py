@@ -21,6 +21,11 @@ PUBLISH and SUBSCRIBE checked against a general section, 50 user sections
 and two patterns). It runs ACL_SCENARIOS only (256-byte QoS 0 messages):
 the CPU a checked message costs, beside the same mqtls without an ACL.
 
+The mqtls-uptls row is mqtls again, with --upstream-tls to mosquitto's own
+TLS listener (the broker's certificate verified against the bench CA). It
+runs UPTLS_SCENARIOS only (full handshakes, idle memory, 16 KiB forwarding):
+what the second TLS side costs, beside the same mqtls with a plain hop.
+
 Prints one Markdown table and writes it, the raw figures and a gnuplot PNG of
 the latency distributions to bench/results/.
 
@@ -64,7 +69,8 @@ LAT_RATE = float(os.environ.get("BENCH_LAT_RATE", "400"))
 LAT_SECONDS = float(os.environ.get("BENCH_LAT_SECONDS", "3"))
 LAT_REPEAT = int(os.environ.get("BENCH_LAT_REPEAT", "3"))
 KEYS = os.environ.get("BENCH_KEYS", "ecdsa").split()
-ORDER = ["direct", "mqtls", "mqtls-wss", "mqtls-acl", "haproxy", "nginx", "stunnel", "mosquitto-tls"]
+ORDER = ["direct", "mqtls", "mqtls-wss", "mqtls-acl", "mqtls-uptls", "haproxy", "nginx", "stunnel",
+         "mosquitto-tls"]
 ONLY = os.environ.get("BENCH_ONLY", "").split() or ORDER
 LAT_PAIRS = 4
 GB_PAYLOAD = 65536
@@ -80,6 +86,10 @@ WSS_SCENARIOS = ["conn", "resume", "idle", "gb16"]
 WS_PATH = "/mqtt"
 # What the mqtls-acl row measures: the per-message cost of the checks.
 ACL_SCENARIOS = ["small"]
+# What the mqtls-uptls row (--upstream-tls to the broker's own TLS listener)
+# measures: the cost of the second TLS side per connection, per idle
+# connection and per forwarded GB.
+UPTLS_SCENARIOS = ["conn", "idle", "gb16"]
 # Anonymous bench clients fall in the general section; the user sections
 # and patterns are there so the table is not trivially small.
 ACL_FILE = ("topic deny bench/secret/#\ntopic readwrite bench/#\n"
@@ -217,10 +227,13 @@ def start_terminator(name, d, procs, bport, tport):
     """Starts |name| on a free port; returns (port, pids-getter, popen) or port only for mosquitto-tls."""
     port = free_port()
     logf = open(f"{d}/{name}.log", "w")
-    if name in ("mqtls", "mqtls-wss", "mqtls-acl"):
+    if name in ("mqtls", "mqtls-wss", "mqtls-acl", "mqtls-uptls"):
         args = [MQTLS, "--listen", f"127.0.0.1:{port}", "--cert", f"{d}/server.pem", "--key", f"{d}/server.key",
-                "--upstream", f"127.0.0.1:{bport}", "--workers", "1", "--log-level", "warn",
-                "--ready-file", f"{d}/{name}.ready"]
+                "--upstream", f"127.0.0.1:{tport if name == 'mqtls-uptls' else bport}", "--workers", "1",
+                "--log-level", "warn", "--ready-file", f"{d}/{name}.ready"]
+        if name == "mqtls-uptls":
+            # TLS on the last hop too: to mosquitto's own TLS listener.
+            args += ["--upstream-tls", "--upstream-ca", f"{d}/ca.pem"]
         if name == "mqtls-wss":
             # The port measured is the WebSocket one; TLS listens beside it.
             port = free_port()
@@ -333,7 +346,7 @@ def idle_rss(pids_of, broker_pid, client_args, d, tag):
     return (t1 - t0) / n, (b1 - b0) / n, r
 
 
-def measure(name, d, pids_of, broker_pid, port, tls, ws=False, acl=False):
+def measure(name, d, pids_of, broker_pid, port, tls, ws=False, acl=False, uptls=False):
     """Every scenario (with ws, those of WSS_SCENARIOS) against one endpoint.
     Returns a dict of figures."""
     client = ["--port", str(port), "--threads", "1", "--source-ips", "127.0.0.1-127.0.0.30"]
@@ -346,6 +359,8 @@ def measure(name, d, pids_of, broker_pid, port, tls, ws=False, acl=False):
     scen = [s for s in SCENARIOS if not ws or s in WSS_SCENARIOS]
     if acl:
         scen = [s for s in scen if s in ACL_SCENARIOS]
+    if uptls:
+        scen = [s for s in scen if s in UPTLS_SCENARIOS]
     f = {"name": name, "errors": 0}
     if "conn" in scen:
         conn_scenario(f, name, d, pids_of, broker_pid, client, tls, scen)
@@ -487,7 +502,8 @@ def measure_all(kind, figs, d, procs, broker, bport, tport):
             port, p = start_terminator(name, d, procs, bport, tport)
             try:
                 figs[name] = measure(name, d, lambda: [p.pid] + children(p.pid), broker.pid, port, tls=True,
-                                     ws=name == "mqtls-wss", acl=name == "mqtls-acl")
+                                     ws=name == "mqtls-wss", acl=name == "mqtls-acl",
+                                     uptls=name == "mqtls-uptls")
             finally:
                 procs.stop(p)
 
@@ -509,7 +525,7 @@ def table(kind, figs):
     rows = []
     for name in ORDER:
         f = figs.get(name)
-        if f is None or name in ("direct", "mqtls-wss", "mqtls-acl"):
+        if f is None or name in ("direct", "mqtls-wss", "mqtls-acl", "mqtls-uptls"):
             continue
         g = dict(f)
         if f.get("self_is_broker"):
@@ -579,6 +595,7 @@ def table(kind, figs):
         lines.append("")
     lines += wss_table(figs)
     lines += acl_table(figs)
+    lines += uptls_table(figs)
     if direct.get("broker_full_ms") is not None:
         lines += [f"Direct plain MQTT to the broker (the baseline): broker CPU {fmt(direct.get('broker_full_ms'))} ms "
                   f"per 1,000 connects, {fmt(direct.get('broker_gb_s'))} s per GB; publish→receive p50 "
@@ -643,6 +660,35 @@ def acl_table(figs):
                      f"| {g['errors'] if g else '–'} |")
     if off and off.get("us_msg_small") is not None and on.get("us_msg_small") is not None:
         lines.append(f"| cost of the check | | {on['us_msg_small'] - off['us_msg_small']:+.2f} µs | | |")
+    return lines + [""]
+
+
+def uptls_table(figs):
+    """mqtls with a plain broker hop and with --upstream-tls, side by side."""
+    plain, tls = figs.get("mqtls"), figs.get("mqtls-uptls")
+    if tls is None:
+        return []
+
+    def v(g, k, digits=2):
+        return fmt(g.get(k), digits) if g else "–"
+
+    lines = ["TLS to the broker too (mqtls --upstream-tls to mosquitto's TLS listener, verified against the "
+             "bench CA) beside a plain broker hop, same mqtls and broker (terminator CPU; the broker's own TLS "
+             "is in +broker; connects/s and MB/s wall clock):", "",
+             "| broker hop | CPU ms / 1,000 full handshakes + CONNECT (term. / +broker) | connects/s "
+             "| KiB RSS / idle conn. (terminator) | 16 KiB QoS 0: CPU s/GB (term. / +broker) | MB/s | errors |",
+             "|---|---|---|---|---|---|---|"]
+    for label, g in (("plain TCP", plain), ("--upstream-tls", tls)):
+        lines.append(
+            f"| {label} | {v(g, 'full_ms')} / {v(g, 'full_ms_b')} | {v(g, 'connects_s', 0)} "
+            f"| {v(g, 'idle_kib', 1)} | {v(g, 'gb_s16')} / {v(g, 'gb_s_b16')} "
+            f"| {v(g, 'mb_s16', 0)} | {g['errors'] if g else '–'} |")
+    if plain:
+        lines.append(f"| --upstream-tls ÷ plain | {ratio(tls.get('full_ms'), plain.get('full_ms'))} "
+                     f"| {ratio(tls.get('connects_s'), plain.get('connects_s'))} "
+                     f"| {ratio(tls.get('idle_kib'), plain.get('idle_kib'))} "
+                     f"| {ratio(tls.get('gb_s16'), plain.get('gb_s16'))} "
+                     f"| {ratio(tls.get('mb_s16'), plain.get('mb_s16'))} | |")
     return lines + [""]
 
 
