@@ -104,7 +104,8 @@ class Chromium:
         self._next_id = 0
         self.events = []
         self.console = []
-        targets = self.call("Target.getTargets")["targetInfos"]
+        # The first reply waits for the browser to start: slow on a loaded machine.
+        targets = self.call("Target.getTargets", timeout=30)["targetInfos"]
         page = next((t for t in targets if t["type"] == "page"), None)
         if page is None:
             page = {"targetId": self.call("Target.createTarget", url="about:blank")["targetId"]}
