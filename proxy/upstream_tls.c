@@ -477,6 +477,6 @@ void upstream_tls_log_failure(const struct session *s)
 		tls_client_failure(u->verify, u->err_code, u->sys_errno, why, sizeof(why));
 	else
 		snprintf(why, sizeof(why), "unknown");
-	log_msg(LOG_WARN, "broker %s TLS failed name=\"%s\" reason=broker_tls error=\"%s\"", broker, name,
-	        why);
+	/* key=value after the event word, so --log-format json has the fields. */
+	log_msg(LOG_WARN, "broker broker=%s tls_name=\"%s\" reason=broker_tls error=\"%s\"", broker, name, why);
 }

@@ -6,6 +6,7 @@ certificate): the client gets CONNACK server unavailable, the log says
 reason=broker_tls with the verification error, the metric moves. Also the
 configuration errors, a reload of --upstream-ca, and --send-proxy-v2 in
 clear before the ClientHello with close_notify at the end."""
+import json
 import socket
 import ssl
 import struct
@@ -122,6 +123,20 @@ def wrong_upstream_ca_gives_connack_3_and_0x88_a_log_line_and_the_tls_metric(ctx
                "mqtls_broker_connect_errors_total{reason=\"tls\"} to be 2")
     check(_metric(mport, 'mqtls_broker_connect_errors_total{reason="unreachable"}') == 0,
           "a TLS failure was counted as unreachable")
+
+
+@test
+def the_broker_tls_line_has_its_fields_in_json(ctx):
+    b, port = _tls_broker(ctx)
+    m = ctx.mqtls("--upstream-tls", "--upstream-ca", ctx.pki.other_ca, "--log-format", "json",
+                  upstream="127.0.0.1:%d" % port)
+    check(_refused(ctx, m, 4) == 3, "MQTT 3.1.1 client did not get CONNACK 3")
+    line = m.wait_log('"reason":"broker_tls"')[0]
+    ev = json.loads(line)
+    check(ev.get("event") == "broker" and ev.get("level") == "warn" and ev.get("broker") == "127.0.0.1:%d" % port
+          and ev.get("tls_name") == "127.0.0.1"
+          and ev.get("error") == "certificate verify failed: unable to get local issuer certificate",
+          "fields of %r" % ev)
 
 
 @test
