@@ -326,3 +326,53 @@ def send_proxy_v2_goes_in_clear_before_the_tls_handshake_and_close_sends_close_n
     s.close()
     wait_until(lambda: stub.end, 5, "the stub to see the end")
     check(stub.end == "close_notify", "the broker side ended with %s" % stub.end)
+
+
+class _ResumingStubBroker:
+    """A TLS broker (Python's OpenSSL, TLS 1.3 tickets on) that answers every
+    CONNECT with CONNACK 0 and records, per connection, whether the client
+    resumed a session."""
+
+    def __init__(self, ctx):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.sctx.load_cert_chain(ctx.pki.server_cert, ctx.pki.server_key)
+        self.reused = []
+        ctx.note_socket(self.sock)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(10)
+                t = self.sctx.wrap_socket(c, server_side=True)
+                hdr = _TLSStubBroker._read(t, 2)
+                _TLSStubBroker._read(t, hdr[1])
+                self.reused.append(t.session_reused)
+                t.sendall(b"\x20\x02\x00\x00")
+                while t.recv(4096):
+                    pass
+            except (OSError, EOFError, ssl.SSLError):
+                pass
+
+
+@test
+def the_second_connection_to_the_broker_resumes_the_tls_session(ctx):
+    stub = _ResumingStubBroker(ctx)
+    m = ctx.mqtls("--upstream-tls", "--upstream-ca", ctx.pki.ca, upstream="localhost:%d" % stub.port)
+    for i in range(2):
+        s = ctx.tls_connect(m)
+        s.sendall(w.connect(4, client_id="resume%d" % i))
+        t, _, body = w.Reader(s).read(5)
+        check(t == w.CONNACK and w.connack_code(body) == 0, "CONNACK %r %r" % (t, body))
+        s.sendall(w.disconnect())
+        s.close()
+        m.wait_close(i + 1)
+    check(stub.reused == [False, True], "sessions reused per connection: %r" % stub.reused)
