@@ -2,8 +2,8 @@
  * The hub of a connection (DESIGN.md §3). It alone owns the libevent
  * callbacks, the state and its transitions, the one timer and what it
  * means in each state, and the ways out. The stages it calls (forward.c,
- * connect.c, session_auth.c, upstream.c, session_end.c, accept_proxy.c)
- * return outcomes; what happens next is decided here and nowhere else.
+ * connect.c, session_auth.c, upstream.c, session_end.c, accept_proxy.c,
+ * acl_stage.c) return outcomes; what happens next is decided here and nowhere else.
  *
  * The timer, by state:
  *   PROXY_HEADER         --hello-timeout (accept to ClientHello covers it)
