@@ -277,6 +277,39 @@ else
 	diag "$T/hook.out"
 fi
 
+# Several cert/key pairs (SNI): the pair in the renewed lineage is checked,
+# whatever its place; the others are not this renewal's business.
+cat >"$T/pairs.conf" <<EOF
+cert $LIVE/fullchain.pem
+key $LIVE/privkey.pem
+cert $T/old.fullchain.pem
+key $T/old.key
+EOF
+if RENEWED_LINEAGE=$LIVE MQTLS_CONFIG=$T/pairs.conf MQTLS_PID=$mqtls_pid sh "$HOOK" >"$T/hook.out" 2>&1 &&
+	grep -q 'certificate serial 2B2B .*SIGHUP sent' "$T/hook.out"; then
+	ok "with several pairs the hook checks the renewed lineage's pair and signals mqtls"
+else
+	not_ok "with several pairs the hook checks the renewed lineage's pair and signals mqtls"
+	diag "$T/hook.out"
+fi
+if ! MQTLS_CERT="$T/old.fullchain.pem,$LIVE/fullchain.pem" MQTLS_KEY="$T/old.key,$T/old.key" \
+	RENEWED_LINEAGE=$LIVE MQTLS_PID=$mqtls_pid sh "$HOOK" >"$T/hook.out" 2>&1 &&
+	grep -q "old.key does not match the certificate in $LIVE/fullchain.pem" "$T/hook.out" &&
+	! grep -q 'SIGHUP sent' "$T/hook.out"; then
+	ok "the hook refuses the lineage's pair when its key is another pair's"
+else
+	not_ok "the hook refuses the lineage's pair when its key is another pair's"
+	diag "$T/hook.out"
+fi
+if ! MQTLS_CERT="$T/old.fullchain.pem $LIVE/fullchain.pem" MQTLS_KEY="$LIVE/privkey.pem" \
+	MQTLS_PID=$mqtls_pid sh "$HOOK" >"$T/hook.out" 2>&1 &&
+	grep -q 'cert and key come in pairs: 2 cert but 1 key' "$T/hook.out"; then
+	ok "the hook refuses unpaired certificates and keys"
+else
+	not_ok "the hook refuses unpaired certificates and keys"
+	diag "$T/hook.out"
+fi
+
 exec 3>&-
 kill -TERM "$mqtls_pid" 2>/dev/null
 wait "$mqtls_pid"
