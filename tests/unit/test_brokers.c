@@ -363,6 +363,45 @@ static void test_the_watcher_brings_back_a_broker_that_answers_its_probe(void **
 	close(lfd);
 }
 
+/* Re-resolution: the watcher resolves host names again on its own thread
+ * and the next connect copies the fresh address. Here the stored address
+ * of "localhost" is made stale by hand; the next resolution replaces it. */
+static void test_the_watcher_resolves_host_names_again_and_swaps_the_address(void **state)
+{
+	struct fx *f = *state;
+	struct sockaddr_in *in;
+	struct address a;
+	char text[64];
+	uint64_t deadline;
+	int fresh = 0;
+
+	assert_non_null(build(f, "first", "localhost:1883", "127.0.0.1:1884", NULL));
+	pthread_mutex_lock(&f->b->lock);
+	in = (struct sockaddr_in *)&f->b->b[0].addr.sa;
+	memset(&f->b->b[0].addr, 0, sizeof(f->b->b[0].addr));
+	in->sin_family = AF_INET;
+	in->sin_port = htons(1883);
+	in->sin_addr.s_addr = htonl(0xC0000201);    /* 192.0.2.1, TEST-NET-1 */
+	f->b->b[0].addr.len = sizeof(*in);
+	pthread_mutex_unlock(&f->b->lock);
+	f->b->resolve_interval_ms = 50;
+	assert_true(brokers_start(f->b, 500));
+	deadline = brokers_now_ms() + 3000;
+	while (!fresh && brokers_now_ms() < deadline) {
+		brokers_address(f->b, 0, &a);
+		address_format((const struct sockaddr *)&a.sa, a.len, text, sizeof(text));
+		fresh = strcmp(text, "192.0.2.1:1883") != 0;
+		if (!fresh)
+			usleep(10 * 1000);
+	}
+	assert_true(fresh);
+	assert_true(strcmp(text, "127.0.0.1:1883") == 0 || strcmp(text, "[::1]:1883") == 0);
+	/* A literal address is never looked up again. */
+	brokers_address(f->b, 1, &a);
+	address_format((const struct sockaddr *)&a.sa, a.len, text, sizeof(text));
+	assert_string_equal(text, "127.0.0.1:1884");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +423,8 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_each_failed_probe_doubles_the_wait_up_to_the_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_the_watcher_brings_back_a_broker_that_answers_its_probe, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_the_watcher_resolves_host_names_again_and_swaps_the_address, setup,
 		                                teardown),
 	};
 
