@@ -260,8 +260,12 @@ def acl_denied_qos1_publish_v5_gets_puback_0x87(ctx):
     check(got == [("alice/ok", b"yes"), ("alice/ok", b"yes again")], "the broker got %s" % got)
     # paho 5: SUBACK reason codes 0x87 at the denied positions
     p5 = Client(ctx, m.host, m.port, "v5sub", version=5, username="alice")
-    codes = p5.subscribe("nope/#", "alice/z", "alice/secret")
-    check(codes == [0x87, 1, 0x87], "5.0 SUBACK %s" % codes)
+    codes = p5.subscribe("nope/#", "alice/z", "alice/secret", "$share/g/alice/w", "$share/g/nope")
+    check(codes == [0x87, 1, 0x87, 1, 0x87], "5.0 SUBACK %s" % codes)
+    # the shared subscription that was allowed is real
+    direct = Client(ctx, "127.0.0.1", b.port, "direct5", tls=False)
+    direct.publish("alice/w", b"to the group")
+    p5.wait_msg("alice/w", b"to the group")
 
 
 @test
