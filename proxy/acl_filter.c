@@ -396,7 +396,7 @@ enum acl_step acl_filter_up(struct acl_session *a, const struct acl_io *io, size
 		return ACL_OK;
 	}
 	if (!hold_put(&a->up_held, q, io->c, from))
-		return ACL_OOM;
+		goto oom;
 	for (;;) {
 		struct mqtt_follow_out o;
 		struct iovec v = { NULL, 0 };
@@ -417,11 +417,13 @@ enum acl_step acl_filter_up(struct acl_session *a, const struct acl_io *io, size
 		case MQTT_FOLLOW_NEED_MORE:
 			if (o.len > v.iov_len && len - pos >= o.len) {
 				if (bufq_pullup_at(q, io->c, pos, o.len) == NULL)
-					return ACL_OOM;
+					goto oom;
 				break;
 			}
 			/* The rest waits for more bytes, out of the broker's way. */
-			return hold_take(&a->up_held, q, io->c, pos) ? ACL_OK : ACL_OOM;
+			if (!hold_take(&a->up_held, q, io->c, pos))
+				goto oom;
+			return ACL_OK;
 		case MQTT_FOLLOW_INSPECT:
 			if (o.type == MQTT_PUBLISH)
 				nx = on_publish(a, io, pos, &o.publish, rep, &res);
@@ -437,9 +439,16 @@ enum acl_step acl_filter_up(struct acl_session *a, const struct acl_io *io, size
 			rep->why = o.why;
 			return ACL_REFUSE;
 		}
+		if (nx == STOP && res == ACL_OOM)
+			goto oom;
 		if (nx == STOP)
 			return res;
 	}
+oom:
+	/* Nothing undecided may reach the broker while the session closes. */
+	bufq_truncate(q, io->c, pos);
+	a->dead = 1;
+	return ACL_OOM;
 }
 
 /* ---- broker->client ------------------------------------------------------------ */
