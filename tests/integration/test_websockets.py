@@ -330,3 +330,17 @@ def websockets_password_auth_admits_alice_and_refuses_a_wrong_password_with_4(ct
     l = close_line(m, "bad_credentials")
     check(l.get("transport") == "ws" and l.get("client_id") == "ws-wrong", "close line %r" % l)
     check("ws-wrong" not in b.clients(), "the refused client reached the broker")
+
+
+@test
+def websockets_bad_flags_are_one_line_errors_naming_the_flag(ctx):
+    base = ["--cert", ctx.pki.server_cert, "--key", ctx.pki.server_key, "--upstream", "127.0.0.1:1"]
+    for extra, needle in [
+            (["--ws-listen", "127.0.0.1:0", "--ws-path", "mqtt"], "--ws-path mqtt"),
+            (["--ws-listen", "127.0.0.1:0", "--ws-path", "/mqtt?x=1"], "--ws-path /mqtt?x=1"),
+            (["--ws-listen", "nowhere:port"], "--ws-listen"),
+            (sum([["--ws-listen", "127.0.0.1:0"] for _ in range(8)], []), "at most 8 listeners")]:
+        rc, out, err = ctx.run_mqtls(*(base + extra))
+        lines = err.strip().splitlines()
+        check(rc == 2 and len(lines) == 1 and needle in lines[0],
+              "%r: rc=%d, stderr %r" % (extra, rc, err))

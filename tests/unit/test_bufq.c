@@ -198,6 +198,79 @@ static void test_write_sends_the_head_and_drains_what_went(void **state)
 	blk_cache_cleanup(&c);
 }
 
+/* WebSocket framing writes a frame header into the bytes just in front of
+ * the data it frames: new blocks of a headroom reservation start that far
+ * in, bytes appended to the tail do not (they follow the data), and the
+ * bytes drained from the head become room too. */
+static void test_headroom_is_left_in_front_of_new_blocks_and_grows_as_the_head_drains(void **state)
+{
+	struct blk_cache c;
+	struct bufq q = { 0 };
+	struct iovec iov[4];
+	uint32_t in = 0, out = 0;
+	int k;
+
+	(void)state;
+	blk_cache_init(&c, 4);
+	assert_int_equal(bufq_headroom(&q), 0);
+	k = bufq_reserve_headroom(&q, &c, 2000, 4, iov, 1);
+	assert_int_equal(k, 1);
+	assert_int_equal(iov[0].iov_len, BLK_SIZE - 4);
+	memset(iov[0].iov_base, 0xab, 100);
+	bufq_commit(&q, &c, 100);
+	assert_int_equal(bufq_len(&q), 100);
+	assert_int_equal(bufq_headroom(&q), 4);
+	/* The room is the caller's: a header written there leaves the data be. */
+	assert_int_equal(bufq_peek(&q, 0, iov, 1), 1);
+	memset((uint8_t *)iov[0].iov_base - 4, 0x55, 4);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 0xab);
+	/* Appended bytes follow in the same block, no gap. */
+	k = bufq_reserve_headroom(&q, &c, 50, 4, iov, 1);
+	assert_int_equal(k, 1);
+	bufq_commit(&q, &c, 50);
+	assert_int_equal(bufq_peek(&q, 0, iov, 4), 1);
+	assert_int_equal(iov[0].iov_len, 150);
+	bufq_drain(&q, &c, 60);
+	assert_int_equal(bufq_headroom(&q), 64);
+	bufq_clear(&q, &c);
+	/* Every new block of a multi-block reservation has it; the pattern
+	 * survives whole. */
+	k = bufq_reserve_headroom(&q, &c, 3 * BLK_SIZE, 4, iov, 4);
+	assert_true(k >= 3);
+	for (int i = 0; i < k; i++)
+		assert_int_equal(iov[i].iov_len, BLK_SIZE - 4);
+	bufq_commit(&q, &c, 0);
+	for (int round = 0; round < 3; round++) {
+		size_t n = 2 * BLK_SIZE + 123;
+
+		while (n > 0) {
+			size_t done = 0;
+
+			k = bufq_reserve_headroom(&q, &c, n, 4, iov, 4);
+			assert_true(k >= 1);
+			for (int i = 0; i < k && done < n; i++) {
+				uint8_t *p = iov[i].iov_base;
+
+				for (size_t j = 0; j < iov[i].iov_len && done < n; j++, done++)
+					p[j] = (uint8_t)(in++ * 7);
+			}
+			bufq_commit(&q, &c, done);
+			n -= done;
+		}
+		take(&q, &c, BLK_SIZE - 4, &out);
+		/* The first block is gone: the next one starts with its headroom. */
+		assert_int_equal(bufq_headroom(&q), 4);
+		take(&q, &c, bufq_len(&q), &out);
+	}
+	assert_int_equal(in, out);
+	/* A plain reservation leaves none. */
+	k = bufq_reserve(&q, &c, 10, iov, 1);
+	bufq_commit(&q, &c, 10);
+	assert_int_equal(bufq_headroom(&q), 0);
+	bufq_clear(&q, &c);
+	blk_cache_cleanup(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +281,7 @@ int main(void)
 		cmocka_unit_test(test_pullup_makes_a_split_prefix_contiguous),
 		cmocka_unit_test(test_prepend_truncate_and_add_keep_the_length_right),
 		cmocka_unit_test(test_write_sends_the_head_and_drains_what_went),
+		cmocka_unit_test(test_headroom_is_left_in_front_of_new_blocks_and_grows_as_the_head_drains),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
