@@ -201,6 +201,12 @@ const char *brokers_spec(const struct brokers *b, int i)
 
 void brokers_address(struct brokers *b, int i, struct address *out)
 {
+	/* A literal address (or any, without re-resolution) never changes
+	 * after brokers_new: no lock on the common path. */
+	if (!b->b[i].by_name || b->resolve_interval_ms == 0) {
+		*out = b->b[i].addr;
+		return;
+	}
 	pthread_mutex_lock(&b->lock);
 	*out = b->b[i].addr;
 	pthread_mutex_unlock(&b->lock);

@@ -14,7 +14,7 @@ struct broker {
 	char *spec;                     /* owned copy of the --upstream value */
 	int by_name;                    /* a host name: re-resolved */
 	uint64_t hkey[2];               /* SipHash key derived from spec (brokers_weight) */
-	struct address addr;            /* guarded by brokers.lock */
+	struct address addr;            /* a re-resolved name's: under brokers.lock; else fixed */
 	/* 0 while up; while down, the monotonic ms at which the watcher
 	 * probes it next. Sessions only move it from 0 (down) or to 0 (up);
 	 * the watcher alone moves it from one back-off to the next. */
@@ -28,7 +28,7 @@ struct brokers {
 	enum broker_balance balance;
 	long resolve_interval_ms;       /* 0: resolved at startup only */
 	long probe_timeout_ms;
-	pthread_mutex_t lock;           /* guards every broker's addr */
+	pthread_mutex_t lock;           /* guards the addr of brokers re-resolved */
 	struct broker b[CONFIG_MAX_LIST];
 
 	/* The watcher thread. */
