@@ -512,8 +512,12 @@ static int rewrite_suback(struct acl_session *a, const struct acl_io *io, size_t
 	if (!mqtt_suback_merge(mg.keep, mg.n, sa.codes, deny, codes)) {
 		/* The broker answered for a different number of filters: its
 		 * SUBACK goes on untouched, which the client will find wrong. */
+		uint32_t sent = 0;
+
+		for (uint32_t k = 0; k < mg.n; k++)
+			sent += mg.keep[k] != 0;
 		log_warn("acl: the broker's SUBACK %u has %zu codes for the %u filters it was sent; passed on",
-		         sa.packet_id, sa.codes.len, mg.n);
+		         sa.packet_id, sa.codes.len, sent);
 		ok = 1;
 		goto done;
 	}
