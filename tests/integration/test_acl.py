@@ -258,6 +258,15 @@ def acl_denied_qos1_publish_v5_gets_puback_0x87(ctx):
     check(acks[11] == 0 and acks[12] == 0, "alias grants %s" % acks)
     got = wt.wait_msg("alice/ok", b"yes again")
     check(got == [("alice/ok", b"yes"), ("alice/ok", b"yes again")], "the broker got %s" % got)
+    # mosquitto_pub 5.0 says what it got: PUBACK with reason 135 (0x87)
+    rc, out = clients.pub(ctx, m, "alice/secret", version=5, qos=1, message="mp",
+                          extra=["-d", "-u", "alice", "-i", "mp5"])
+    check(re.search(r"received PUBACK \(Mid: \d+, RC:135\)", out), "mosquitto_pub: rc=%s %s" % (rc, out))
+    rc, out = clients.pub(ctx, m, "alice/mp", version=5, qos=1, message="mp ok",
+                          extra=["-d", "-u", "alice", "-i", "mp5"])
+    check(rc == 0 and re.search(r"received PUBACK \(Mid: \d+, RC:0\)", out), "mosquitto_pub: %s" % out)
+    got = wt.wait_msg("alice/mp", b"mp ok")
+    check(("alice/secret", b"mp") not in got, "the broker got %s" % got)
     # paho 5: SUBACK reason codes 0x87 at the denied positions
     p5 = Client(ctx, m.host, m.port, "v5sub", version=5, username="alice")
     codes = p5.subscribe("nope/#", "alice/z", "alice/secret", "$share/g/alice/w", "$share/g/nope")
