@@ -5,6 +5,7 @@ the HTTP answer and the server's frames."""
 import base64
 import hashlib
 import os
+import socket
 import struct
 
 
@@ -70,9 +71,17 @@ def frame(opcode, payload, fin=True, mask=True, rsv=0):
 class WsConn:
     """A TLS socket to mqtls's WebSocket listener."""
 
-    def __init__(self, ctx, m, timeout=5):
+    def __init__(self, ctx, m, timeout=5, rcvbuf=None):
         host, port = ws_addr(m)
-        self.s = ctx.tls_connect(m, host=host, port=port, timeout=timeout)
+        if rcvbuf is None:
+            self.s = ctx.tls_connect(m, host=host, port=port, timeout=timeout)
+        else:
+            # A small receive window: mqtls's writes block soon (WANT_WRITE).
+            raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            raw.settimeout(timeout)
+            raw.connect((host, port))
+            self.s = ctx.note_socket(ctx.client_context().wrap_socket(raw, server_hostname=host))
         self.buf = b""
 
     def send(self, data):
