@@ -257,6 +257,7 @@ static int tcp_state(int fd, int *err)
 enum up_step upstream_tls_check(struct session *s, int *err)
 {
 	struct upstream_tls *u = s->up_tls;
+	enum tls_io r;
 	int ret;
 
 	*err = 0;
@@ -289,7 +290,8 @@ enum up_step upstream_tls_check(struct session *s, int *err)
 		*err = n < 0 ? errno : EPIPE;
 		goto unreachable;
 	}
-	switch (tls_handshake(u->ssl)) {
+	errno = 0;
+	switch ((r = tls_handshake(u->ssl))) {
 	case TLS_IO_OK:
 		u->done = 1;
 		free(u->pre);
@@ -301,7 +303,9 @@ enum up_step upstream_tls_check(struct session *s, int *err)
 	case TLS_IO_WANT_WRITE:
 		return UP_PENDING;
 	default:
-		save_failure(u, errno);
+		/* errno tells something only of a socket that failed, not of
+		 * a peer that closed. */
+		save_failure(u, r == TLS_IO_ERROR ? errno : 0);
 		upstream_close(s);
 		return UP_TLS_FAILED;
 	}
