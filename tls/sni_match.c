@@ -25,11 +25,10 @@ static int label_char(char c)
 
 /*
  * The length of |s| without one trailing dot if it is a host name made of
- * non-empty labels of label characters (the first may be "*" when
- * |wildcard_ok|), or 0. The length is bounded before anything is read
- * past it: a certificate name is as long as the operator made it.
+ * non-empty labels of at most 63 label characters, or 0. Nothing is read
+ * past TLS_SNI_NAME_MAX + 2 bytes.
  */
-static size_t host_len(const char *s, int wildcard_ok)
+static size_t host_len(const char *s)
 {
 	size_t len = strnlen(s, TLS_SNI_NAME_MAX + 2), label = 0;
 
@@ -42,7 +41,7 @@ static size_t host_len(const char *s, int wildcard_ok)
 			if (label == 0)
 				return 0;
 			label = 0;
-		} else if (label_char(s[i]) || (wildcard_ok && i == 0 && s[i] == '*' && len > 1 && s[1] == '.')) {
+		} else if (label_char(s[i])) {
 			if (++label > 63)
 				return 0;
 		} else {
@@ -52,28 +51,35 @@ static size_t host_len(const char *s, int wildcard_ok)
 	return label > 0 ? len : 0;
 }
 
-/* The match of |pattern| against a host already checked by host_len. */
+/* 1 if |pattern| is |s| (|len| bytes) but for case, then its end or one
+ * trailing dot. Stops at the first difference, which is where most of a
+ * certificate's names part from the host asked for. */
+static int same_name(const char *pattern, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (pattern[i] == '\0' || ascii_lower(pattern[i]) != ascii_lower(s[i]))
+			return 0;
+	}
+	return pattern[len] == '\0' || (pattern[len] == '.' && pattern[len + 1] == '\0');
+}
+
+/*
+ * The match of |pattern| against |host| (|hlen| bytes, already checked by
+ * host_len). A pattern equal to a valid host, or "*." and a valid host's
+ * remainder, is valid itself, so patterns need no check of their own: this
+ * runs for every name of every pair on each handshake.
+ */
 static enum tls_sni_match match_checked(const char *pattern, const char *host, size_t hlen)
 {
-	size_t plen = host_len(pattern, 1);
-	const char *hrest, *prest;
-	size_t rest_len;
+	const char *dot = memchr(host, '.', hlen);
+	size_t rest_len = dot ? (size_t)(host + hlen - dot - 1) : 0;
 
-	if (plen == 0)
-		return TLS_SNI_NONE;
 	if (pattern[0] != '*')
-		return plen == hlen && ascii_ieq(pattern, host, hlen) ? TLS_SNI_EXACT : TLS_SNI_NONE;
+		return same_name(pattern, host, hlen) ? TLS_SNI_EXACT : TLS_SNI_NONE;
 	/* "*.example.com": the part after "*." must itself hold a dot, so that
 	 * "*.com" covers nothing. */
-	prest = pattern + 2;
-	rest_len = plen - 2;
-	if (memchr(prest, '.', rest_len) == NULL)
-		return TLS_SNI_NONE;
-	hrest = memchr(host, '.', hlen);
-	if (hrest == NULL)
-		return TLS_SNI_NONE;
-	hrest++;
-	if ((size_t)(host + hlen - hrest) != rest_len || !ascii_ieq(prest, hrest, rest_len))
+	if (dot == NULL || pattern[1] != '.' || memchr(dot + 1, '.', rest_len) == NULL ||
+	    !same_name(pattern + 2, dot + 1, rest_len))
 		return TLS_SNI_NONE;
 	return TLS_SNI_WILDCARD;
 }
@@ -82,7 +88,7 @@ enum tls_sni_match tls_sni_name_match(const char *pattern, const char *host)
 {
 	size_t hlen;
 
-	if (pattern == NULL || host == NULL || (hlen = host_len(host, 0)) == 0)
+	if (pattern == NULL || host == NULL || (hlen = host_len(host)) == 0)
 		return TLS_SNI_NONE;
 	return match_checked(pattern, host, hlen);
 }
@@ -242,7 +248,7 @@ static int can_use(enum tls_key_kind k, unsigned caps)
 size_t tls_sni_choose(const struct tls_sni_cert *certs, size_t n, const char *host, unsigned caps)
 {
 	enum tls_sni_match level = TLS_SNI_NONE;
-	size_t hlen = host ? host_len(host, 0) : 0, first = n, ecdsa = n, rsa = n;
+	size_t hlen = host ? host_len(host) : 0, first = n, ecdsa = n, rsa = n;
 
 	for (size_t i = 0; hlen > 0 && i < n; i++) {
 		enum tls_sni_match m = cert_match(&certs[i], host, hlen);
