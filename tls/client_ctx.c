@@ -10,17 +10,32 @@
 #include "tls/client_ctx.h"
 
 /*
- * Resumption: each context keeps the newest session it was given, with the
- * name it was verified for, and offers it to the next connection to that
- * name. One slot per context is enough for a proxy that talks to one
- * broker name; a resumption to the wrong name is never offered, because a
- * resumed session skips the certificate check that the name depends on.
+ * Resumption: each context keeps the newest session it was given for each
+ * of a few names (one per broker: --upstream repeats at most 8 times) and
+ * offers it to the next connection to that name. A session is never
+ * offered to another name, because a resumed session skips the
+ * certificate check that the name depends on.
  */
+#define SLOT_NAMES 8
+
 struct session_slot {
 	pthread_mutex_t lock;
-	char name[256];
-	SSL_SESSION *session;       /* owned, or NULL */
+	unsigned next;              /* the entry a new name takes */
+	struct {
+		char name[256];
+		SSL_SESSION *session;   /* owned, or NULL */
+	} e[SLOT_NAMES];
 };
+
+/* The entry of |name|, or NULL. Called with the lock held. */
+static int slot_find(const struct session_slot *slot, const char *name)
+{
+	for (int i = 0; i < SLOT_NAMES; i++) {
+		if (slot->e[i].session && strcmp(slot->e[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
 
 static int ctx_index = -1, ssl_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
@@ -31,7 +46,8 @@ static void slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int index, lo
 
 	if (slot == NULL)
 		return;
-	SSL_SESSION_free(slot->session);
+	for (int i = 0; i < SLOT_NAMES; i++)
+		SSL_SESSION_free(slot->e[i].session);
 	pthread_mutex_destroy(&slot->lock);
 	free(slot);
 }
@@ -49,13 +65,16 @@ static int on_new_session(SSL *ssl, SSL_SESSION *session)
 	struct session_slot *slot = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
 	const char *name = SSL_get_ex_data(ssl, ssl_index);
 	SSL_SESSION *old;
+	int i;
 
-	if (slot == NULL || name == NULL || strlen(name) >= sizeof(slot->name))
+	if (slot == NULL || name == NULL || strlen(name) >= sizeof(slot->e[0].name))
 		return 0;
 	pthread_mutex_lock(&slot->lock);
-	old = slot->session;
-	slot->session = session;
-	snprintf(slot->name, sizeof(slot->name), "%s", name);
+	if ((i = slot_find(slot, name)) < 0)
+		i = (int)(slot->next++ % SLOT_NAMES);
+	old = slot->e[i].session;
+	slot->e[i].session = session;
+	snprintf(slot->e[i].name, sizeof(slot->e[i].name), "%s", name);
 	pthread_mutex_unlock(&slot->lock);
 	SSL_SESSION_free(old);
 	return 1;
@@ -174,17 +193,17 @@ err:
 	return NULL;
 }
 
-/* Offers the slot's session when it was made for |name|. */
+/* Offers the session kept for |name|, if any. */
 static int offer_session(SSL *ssl, SSL_CTX *ctx, const char *name)
 {
 	struct session_slot *slot = SSL_CTX_get_ex_data(ctx, ctx_index);
-	int ok = 1;
+	int ok = 1, i;
 
 	if (slot == NULL)
 		return 1;
 	pthread_mutex_lock(&slot->lock);
-	if (slot->session && strcmp(slot->name, name) == 0 && SSL_SESSION_is_resumable(slot->session))
-		ok = SSL_set_session(ssl, slot->session);
+	if ((i = slot_find(slot, name)) >= 0 && SSL_SESSION_is_resumable(slot->e[i].session))
+		ok = SSL_set_session(ssl, slot->e[i].session);
 	pthread_mutex_unlock(&slot->lock);
 	return ok;
 }

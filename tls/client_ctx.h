@@ -3,7 +3,7 @@
  * (the broker behind --upstream-tls): TLS 1.2 or 1.3, the server's chain
  * verified against a CA file (or the system's), the server's name or
  * address checked, an optional client certificate, and resumption of the
- * last session to the same name.
+ * last session to the same name (for up to 8 names).
  */
 #ifndef TLS_CLIENT_CTX_H
 #define TLS_CLIENT_CTX_H

@@ -307,6 +307,11 @@ static void test_session_is_resumed_for_the_same_name_only(void **state)
 	/* Another name: a full handshake, its certificate checked for it. */
 	assert_true(connect_to(cctx, sctx, "127.0.0.1", 1, why, sizeof(why), &resumed));
 	assert_int_equal(resumed, 0);
+	/* Each name keeps its own (several brokers, one after the other). */
+	assert_true(connect_to(cctx, sctx, "localhost", 0, why, sizeof(why), &resumed));
+	assert_int_equal(resumed, 1);
+	assert_true(connect_to(cctx, sctx, "127.0.0.1", 1, why, sizeof(why), &resumed));
+	assert_int_equal(resumed, 1);
 	SSL_CTX_free(cctx);
 	SSL_CTX_free(sctx);
 }
