@@ -579,8 +579,8 @@ static void setup(void)
 	for (int i = 0; i < 2; i++) {
 		const struct config *ci = &g.cfg[i ? 2 : 0];
 
-		o.cert_file = ci->cert;
-		o.key_file = ci->key;
+		o.cert_file = ci->cert[0];    /* one --cert/--key pair here */
+		o.key_file = ci->key[0];
 		o.client_ca_file = ci->client_ca;
 		o.client_cert = ci->cert_mode == CLIENT_CERT_REQUIRED ? TLS_CLIENT_CERT_REQUIRED
 		              : ci->cert_mode == CLIENT_CERT_OPTIONAL ? TLS_CLIENT_CERT_OPTIONAL
