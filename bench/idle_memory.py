@@ -17,6 +17,7 @@ import argparse
 import base64
 import hashlib
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -248,6 +249,7 @@ def main():
     finally:
         broker.terminate()
         broker.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
