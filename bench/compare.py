@@ -42,6 +42,7 @@ Sizes come from the environment (defaults fit 2 cores in a few minutes):
   BENCH_SMALL=100000     256-byte QoS 0 messages, one pair, at most 32 in flight
   BENCH_NAGLE=200        connects (TLS 1.3 + CONNECT/CONNACK) by a client that leaves Nagle on
   BENCH_SCENARIOS=       subset of: conn resume idle lat gb64 gb16 small nagle (default: all)
+  BENCH_MTLS_CONN=500    with "resume": full and resumed handshakes with client certificates (compare_mtls.py)
   BENCH_RESULTS=         directory for the results (default bench/results; a partial run elsewhere)
 """
 import json
@@ -55,6 +56,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import compare_mtls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "build", "mqtls-bench")
@@ -478,6 +481,8 @@ keyfile {d}/server.key
     figs = {}
     try:
         measure_all(kind, figs, d, procs, broker, bport, tport)
+        if "resume" in SCENARIOS:
+            compare_mtls.measure(sys.modules[__name__], kind, figs, d, procs, broker.pid, bport)
     finally:
         procs.stop(broker)
         shutil.rmtree(d, ignore_errors=True)
@@ -596,6 +601,7 @@ def table(kind, figs):
     lines += wss_table(figs)
     lines += acl_table(figs)
     lines += uptls_table(figs)
+    lines += compare_mtls.table(sys.modules[__name__], figs)
     if direct.get("broker_full_ms") is not None:
         lines += [f"Direct plain MQTT to the broker (the baseline): broker CPU {fmt(direct.get('broker_full_ms'))} ms "
                   f"per 1,000 connects, {fmt(direct.get('broker_gb_s'))} s per GB; publish→receive p50 "

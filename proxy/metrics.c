@@ -19,6 +19,7 @@
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
+#include "tls/resume.h"
 #include "tls/sni.h"
 
 /* Bucket bounds in microseconds; the text prints them in seconds. */
@@ -266,6 +267,11 @@ void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w
 	}
 	head(o, "mqtls_handshakes_resumed_total", "counter", "TLS handshakes that resumed a session.");
 	evbuffer_add_printf(o, "mqtls_handshakes_resumed_total %llu\n", (unsigned long long)SUM(handshakes_resumed));
+	head(o, "mqtls_resumptions_refused_total", "counter",
+	     "Session tickets of client-certificate sessions turned down (a full handshake follows), by reason.");
+	for (int r = 1; r < RESUME_REFUSAL_LABELS; r++)
+		evbuffer_add_printf(o, "mqtls_resumptions_refused_total{reason=\"%s\"} %llu\n",
+		                    tls_resume_refusal_name((unsigned)r), (unsigned long long)SUM(resume_refused[r]));
 	histogram(o, "mqtls_handshake_duration_seconds", "Time from accept to a completed TLS handshake.", w, n,
 	          offsetof(struct metrics, handshake_seconds));
 	histogram(o, "mqtls_connack_duration_seconds", "Time from TCP accept to the CONNACK reaching the client.",

@@ -69,6 +69,9 @@ enum acl_packet_label { ACLP_PUBLISH, ACLP_SUBSCRIBE, ACLP_COUNT };
 enum auth_result_label { AUTHR_OK, AUTHR_BAD_CREDENTIALS, AUTHR_NOT_AUTHORIZED, AUTHR_BAD_METHOD,
 	                 AUTHR_BAD_IDENTITY, AUTHR_BUSY, AUTHR_IDENTITY_LIMIT, AUTHR_UNAVAILABLE, AUTHR_COUNT };
 
+/* Why a session ticket was turned down (enum tls_resume_refusal, 0 unused). */
+#define RESUME_REFUSAL_LABELS 6
+
 /* CONNACK codes mqtls itself sends: 3.x 1..5, 5.0 0x80..0x9F. */
 #define CONNACK_CODES 256
 
@@ -80,6 +83,7 @@ struct metrics {
 	counter_t connections_total[CONFIG_MAX_LISTEN];
 	counter_t handshakes[TLSV_COUNT][HS_RESULT_COUNT];
 	counter_t handshakes_resumed;
+	counter_t resume_refused[RESUME_REFUSAL_LABELS];
 	counter_t auth[AUTH_METHOD_LABELS][AUTHR_COUNT];
 	counter_t connack[CONNACK_CODES];
 	counter_t mqtt_connects[MQTTV_COUNT];

@@ -742,6 +742,7 @@ static void handshake_step(struct session *s)
 		 * (about 40 ms). One setsockopt, only here, not while forwarding. */
 		(void)setsockopt(s->cfd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 1 }, sizeof(int));
 		stats_handshake_ok(s);
+		session_log_resume_refusal(s);
 		leave_handshake_count(s);
 		if (config_listener_is_ws(s->w->proxy->cfg, s->listener)) {
 			/* The upgrade request is as short and as prompt as a

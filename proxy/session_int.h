@@ -183,6 +183,9 @@ void session_log_close(const struct session *s);
 void session_log_refusal(const struct session *s, const char *reason, const char *detail);
 /* Logs why a TLS handshake failed (verify failures at warn, others at debug). */
 void session_log_handshake_failure(const struct session *s);
+/* Logs why the client's session ticket was turned down, if it was (a revoked
+ * certificate at warn, other reasons at info). */
+void session_log_resume_refusal(const struct session *s);
 
 /* ---- metrics and limits at accept (session_stats.c) ---------------------- */
 

@@ -12,6 +12,7 @@
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
 #include "tls/io.h"
+#include "tls/resume.h"
 
 struct blk_cache *session_blocks(const struct session *s)
 {
@@ -61,10 +62,23 @@ void session_log_refusal(const struct session *s, const char *reason, const char
 	        detail ? " detail=\"" : "", detail ? detail : "", detail ? "\"" : "");
 }
 
+void session_log_resume_refusal(const struct session *s)
+{
+	unsigned r = s->peer.resume_refused;
+	char peer[80];
+
+	if (r == TLS_RESUME_ACCEPTED || !log_enabled(r == TLS_RESUME_REVOKED ? LOG_WARN : LOG_INFO))
+		return;
+	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
+	log_msg(r == TLS_RESUME_REVOKED ? LOG_WARN : LOG_INFO,
+	        "resume refused peer=%s reason=%s", peer, tls_resume_refusal_name(r));
+}
+
 void session_log_handshake_failure(const struct session *s)
 {
 	char peer[80], e[160];
 
+	session_log_resume_refusal(s);
 	address_format(&s->addr.sa, sizeof(s->addr), peer, sizeof(peer));
 	if (s->peer.verify_error)
 		log_warn("verify failed peer=%s depth=%d reason=\"%s\"", peer, s->peer.verify_depth,

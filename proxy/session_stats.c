@@ -10,6 +10,16 @@
 #include "proxy/metrics.h"
 #include "proxy/session_int.h"
 #include "proxy/worker.h"
+#include "tls/resume.h"
+
+_Static_assert(RESUME_REFUSAL_LABELS == TLS_RESUME_REFUSAL_COUNT, "one label per refusal");
+
+/* A ticket turned down during this handshake, whatever came of it. */
+static void stats_resume_refused(struct session *s)
+{
+	if (s->peer.resume_refused != TLS_RESUME_ACCEPTED && s->peer.resume_refused < RESUME_REFUSAL_LABELS)
+		counter_add(&s->w->metrics.resume_refused[s->peer.resume_refused], 1);
+}
 
 /* A handshake that ends without completing, by why (a stop is not counted). */
 void stats_handshake_failed(struct session *s, const char *reason)
@@ -18,6 +28,7 @@ void stats_handshake_failed(struct session *s, const char *reason)
 
 	if (strcmp(reason, "shutdown") == 0)
 		return;
+	stats_resume_refused(s);
 	if (strcmp(reason, "hello_timeout") == 0 || strcmp(reason, "handshake_timeout") == 0)
 		r = HS_TIMEOUT;
 	else if (strcmp(reason, "handshake_evicted") == 0)
@@ -64,6 +75,7 @@ void stats_handshake_ok(struct session *s)
 	counter_add(&m->handshakes[SSL_version(s->ssl) == TLS1_3_VERSION ? TLSV_13 : TLSV_12][HS_OK], 1);
 	if (SSL_session_reused(s->ssl))
 		counter_add(&m->handshakes_resumed, 1);
+	stats_resume_refused(s);
 	histogram_observe(&m->handshake_seconds, (session_now_ms() - s->start_ms) * 1000);
 }
 

@@ -10,6 +10,7 @@
 
 #include "tls/context.h"
 #include "tls/peer.h"
+#include "tls/resume.h"
 #include "tls/ticket_keys.h"
 
 /*
@@ -146,11 +147,10 @@ static int setup_client_certs(SSL_CTX *ctx, const struct tls_server_opts *o, cha
 	/* Keep only a hash of the client's chain after the handshake; the
 	 * identity is copied out during verification (tls/peer.c). */
 	SSL_CTX_set_retain_only_sha256_of_client_certs(ctx, 1);
-	/* A resumed session skips verification, so the CRL would not be
-	 * consulted again and no identity would be copied: with client
-	 * certificates every connection does a full handshake. */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	return 1;
+	/* A resumed session skips verification: its ticket carries the chain,
+	 * checked again against this CA file and these CRLs (tls/resume.c). */
+	return tls_resume_install(ctx, o->client_ca_file, o->client_cert == TLS_CLIENT_CERT_REQUIRED,
+	                          o->crl_file != NULL, err, errlen);
 }
 
 SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t errlen)

@@ -37,6 +37,13 @@ int tls_peer_attach(SSL *ssl, struct tls_peer *peer)
 	return idx >= 0 && SSL_set_ex_data(ssl, idx, peer);
 }
 
+struct tls_peer *tls_peer_of(const SSL *ssl)
+{
+	int idx = peer_index();
+
+	return idx >= 0 ? SSL_get_ex_data(ssl, idx) : NULL;
+}
+
 int tls_identity_kind_parse(const char *s, enum tls_identity_kind *out)
 {
 	static const struct {
@@ -122,6 +129,14 @@ static char *copy_identity(X509 *cert, uint8_t kind)
 	}
 }
 
+void tls_peer_take_leaf(struct tls_peer *peer, X509 *leaf)
+{
+	if (peer->want_identity != TLS_ID_NONE && peer->identity == NULL)
+		peer->identity = copy_identity(leaf, peer->want_identity);
+	if (peer->want_cn && peer->cn == NULL)
+		peer->cn = copy_cn(leaf);
+}
+
 enum ssl_select_cert_result_t tls_peer_hello_cb(const SSL_CLIENT_HELLO *hello)
 {
 	struct tls_peer *peer = SSL_get_ex_data(hello->ssl, peer_index());
@@ -148,9 +163,7 @@ int tls_peer_verify_cb(int ok, X509_STORE_CTX *store)
 	}
 	/* The callback runs once per chain element, leaf last; copy the identity
 	 * now because only a hash of the chain is kept after the handshake. */
-	if (depth == 0 && peer->want_identity != TLS_ID_NONE && peer->identity == NULL)
-		peer->identity = copy_identity(X509_STORE_CTX_get_current_cert(store), peer->want_identity);
-	if (depth == 0 && peer->want_cn && peer->cn == NULL)
-		peer->cn = copy_cn(X509_STORE_CTX_get_current_cert(store));
+	if (depth == 0)
+		tls_peer_take_leaf(peer, X509_STORE_CTX_get_current_cert(store));
 	return ok;
 }

@@ -22,6 +22,7 @@ struct tls_peer {
 	uint8_t want_identity;      /* enum tls_identity_kind, set before the handshake */
 	uint8_t hello_seen;         /* a complete ClientHello arrived */
 	uint8_t want_cn;            /* copy the CN too (for a PROXY v2 header), set before the handshake */
+	uint8_t resume_refused;     /* enum tls_resume_refusal (tls/resume.h): why a ticket was turned down, or 0 */
 	char *cn;                   /* owned; the verified leaf's CN if want_cn, or NULL */
 	char *identity;             /* owned; the wanted field of a verified leaf, or NULL */
 };
@@ -36,6 +37,14 @@ int tls_peer_init(void);
  * verify callback can fill it. */
 int tls_peer_attach(SSL *ssl, struct tls_peer *peer);
 void tls_peer_cleanup(struct tls_peer *peer);
+
+/* The peer attached to |ssl| by tls_peer_attach, or NULL. */
+struct tls_peer *tls_peer_of(const SSL *ssl);
+
+/* Copies the identity and CN that |peer| wants (and has not yet) from the
+ * verified leaf |leaf|: the verify callback does it on a full handshake,
+ * tls/resume.c on a resumed one. */
+void tls_peer_take_leaf(struct tls_peer *peer, X509 *leaf);
 
 /* The ClientHello callback installed by tls_server_ctx_new: marks the
  * attached peer's hello_seen and lets the handshake go on. */

@@ -28,11 +28,12 @@ import harness  # noqa: E402
 MODULES = ["test_clients", "test_mtls", "test_tls", "test_connect", "test_sessions",
            "test_lifecycle", "test_sslscan", "test_hostile", "test_operations", "test_reload", "test_scaleout",
            "test_browser"]
-MODULES += ["test_sni"]
-MODULES += ["test_acl"]
 MODULES += ["test_websockets"]
 MODULES += ["test_brokers"]
+MODULES += ["test_resume"]
 MODULES += ["test_upstream_tls"]
+MODULES += ["test_sni"]
+MODULES += ["test_acl"]
 # Authentication tests live in test_auth_*.py, picked up by name.
 MODULES += sorted(p.stem for p in HERE.glob("test_auth_*.py"))
 
