@@ -155,10 +155,10 @@ static long default_workers(void)
 
 /* The certificate new connections get: what an operator checks after a
  * renewal, and what expires. */
-static void log_certificate(const SSL_CTX *ctx, const char *file)
+static void log_certificate(const SSL_CTX *ctx, const char *file, const char *names, const char *key)
 {
 	struct tls_cert_info ci;
-	char subject[320], path[320];
+	char subject[320], path[320], names_esc[640];
 
 	log_escape(path, sizeof(path), file, strlen(file));
 	if (!tls_server_ctx_cert_info(ctx, &ci)) {
@@ -166,18 +166,22 @@ static void log_certificate(const SSL_CTX *ctx, const char *file)
 		return;
 	}
 	log_escape(subject, sizeof(subject), ci.subject, strlen(ci.subject));
-	log_info("certificate file=\"%s\" subject=\"%s\" serial=%s not_after=%s days_left=%lld", path,
-	         subject, ci.serial, ci.not_after_text, (long long)(ci.not_after - (int64_t)time(NULL)) / 86400);
+	log_escape(names_esc, sizeof(names_esc), names, strlen(names));
+	log_info("certificate file=\"%s\" subject=\"%s\" serial=%s not_after=%s days_left=%lld names=\"%s\" "
+	         "key=%s", path, subject, ci.serial, ci.not_after_text,
+	         (long long)(ci.not_after - (int64_t)time(NULL)) / 86400, names_esc, key);
 }
 
-/* One line per --cert pair. */
+/* One line per --cert pair, with the names SNI chooses it by. */
 static void log_certificates(const SSL_CTX *ctx, const struct config *cfg)
 {
 	for (size_t i = 0; i < tls_server_ctx_pairs(ctx); i++) {
-		const char *file;
+		const char *file, *key;
 		SSL_CTX *pair = tls_server_ctx_pair(ctx, i, &file);
+		char names[300];
 
-		log_certificate(pair, file ? file : cfg->cert[0]);
+		tls_server_ctx_pair_names(ctx, i, names, sizeof(names), &key);
+		log_certificate(pair, file ? file : cfg->cert[0], names, key);
 	}
 }
 

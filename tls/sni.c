@@ -247,3 +247,32 @@ SSL_CTX *tls_server_ctx_pair(const SSL_CTX *ctx, size_t i, const char **file)
 	*file = s && i < s->n ? s->file[i] : NULL;
 	return s && i > 0 && i < s->n ? s->ctx[i] : (SSL_CTX *)ctx;
 }
+
+const char *tls_server_ctx_pair_names(const SSL_CTX *ctx, size_t i, char *out, size_t cap, const char **key)
+{
+	static const char *const kinds[] = {
+		[TLS_KEY_OTHER] = "other", [TLS_KEY_RSA] = "rsa", [TLS_KEY_ECDSA_P256] = "ecdsa-p256",
+		[TLS_KEY_ECDSA_P384] = "ecdsa-p384", [TLS_KEY_ECDSA_P521] = "ecdsa-p521",
+	};
+	const struct sni_set *s = set_of(ctx);
+	size_t used = 0;
+
+	out[0] = '\0';
+	*key = "unknown";
+	if (s == NULL || i >= s->n)
+		return out;
+	*key = kinds[s->certs[i].key];
+	for (size_t k = 0; k < s->certs[i].n_names; k++) {
+		const char *name = s->certs[i].names[k];
+		size_t len = strlen(name), sep = k > 0;
+
+		/* Room for this name, and for ",..." should a later one not fit. */
+		if (used + sep + len + 5 > cap) {
+			snprintf(out + used, cap - used, "%s...", used > 0 ? "," : "");
+			break;
+		}
+		snprintf(out + used, cap - used, "%s%s", sep ? "," : "", name);
+		used += sep + len;
+	}
+	return out;
+}

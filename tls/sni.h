@@ -37,4 +37,10 @@ size_t tls_server_ctx_pairs(const SSL_CTX *ctx);
  * when |ctx| was built on its own). */
 SSL_CTX *tls_server_ctx_pair(const SSL_CTX *ctx, size_t i, const char **file);
 
+/* For the log: pair |i|'s names as the choice sees them, comma-separated
+ * into |out| (cut with "..." to fit |cap|, which must be at least 4), and
+ * in |*key| its key type ("ecdsa-p256", "rsa", ...; "unknown" for a context
+ * built on its own). Returns |out|. */
+const char *tls_server_ctx_pair_names(const SSL_CTX *ctx, size_t i, char *out, size_t cap, const char **key);
+
 #endif

@@ -109,8 +109,10 @@ def each_name_gets_its_certificate_and_no_or_an_unknown_name_the_first(ctx):
     check(_s_client(m, "d2.devices.sni.test") == wild, "s_client -servername was not served the wildcard")
     check(len(b.connections()) >= 4, "the broker saw %d connections" % len(b.connections()))
     # One startup line and one expiry series per pair, each naming its file.
-    files = [l.get("file") for l in map(parse_kv, m.lines(" certificate file="))]
-    check(files == [ctx.pki.server_cert, sni["a"][0], sni["wild"][0]], "certificate lines %r" % files)
+    lines = [parse_kv(l) for l in m.lines(" certificate file=")]
+    got = [(l.get("file"), l.get("names"), l.get("key")) for l in lines]
+    check(got == [(ctx.pki.server_cert, "localhost", "ecdsa-p256"), (sni["a"][0], "a.sni.test", "ecdsa-p256"),
+                  (sni["wild"][0], "*.devices.sni.test", "ecdsa-p256")], "certificate lines %r" % got)
     import urllib.request
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
     for f in (ctx.pki.server_cert, sni["a"][0], sni["wild"][0]):
@@ -151,6 +153,8 @@ def ecdsa_or_rsa_is_chosen_by_what_the_client_can_verify(ctx):
     b, m = _mqtls(ctx, (ctx.pki.server_cert, ctx.pki.server_key),
                   (ctx.pki.server_rsa_cert, ctx.pki.server_rsa_key), sni["a"][:2], sni["a-rsa"][:2])
     a, a_rsa = _leaf_der(sni["a"][2]), _leaf_der(sni["a-rsa"][2])
+    keys = [parse_kv(l).get("key") for l in m.lines(" certificate file=")]
+    check(keys == ["ecdsa-p256", "rsa", "ecdsa-p256", "rsa"], "key types logged %r" % keys)
     # A client that can verify both gets ECDSA, in TLS 1.3 and in 1.2.
     s = _connect(ctx, m, "a.sni.test")
     check(s.getpeercert(binary_form=True) == a, "a TLS 1.3 client was not served ECDSA")

@@ -438,6 +438,32 @@ static void test_a_set_knows_its_pairs_and_files(void **state)
 	SSL_CTX_free(ctx);
 }
 
+static void test_a_set_describes_each_pair_for_the_log(void **state)
+{
+	static const char *const names[] = { "ec", "rsa", "cn" };
+	char err[256], out[64], tiny[30];
+	const char *key;
+	SSL_CTX *ctx = build(*state, names, 3, err, sizeof(err)), *alone;
+
+	if (ctx == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(tls_server_ctx_pair_names(ctx, 0, out, sizeof(out), &key),
+	                    "mqtt.example.com,broker.example.com");
+	assert_string_equal(key, "ecdsa-p256");
+	assert_string_equal(tls_server_ctx_pair_names(ctx, 1, out, sizeof(out), &key),
+	                    "broker.example.com,MQTT.example.com");
+	assert_string_equal(key, "rsa");
+	assert_string_equal(tls_server_ctx_pair_names(ctx, 2, out, sizeof(out), &key), "cn-only.example.com");
+	/* Cut where the next name does not fit, and said so. */
+	assert_string_equal(tls_server_ctx_pair_names(ctx, 0, tiny, sizeof(tiny), &key), "mqtt.example.com,...");
+	assert_string_equal(tls_server_ctx_pair_names(ctx, 0, tiny, 4, &key), "...");
+	/* A context on its own: no names known. */
+	alone = tls_server_ctx_pair(ctx, 1, &(const char *){ NULL });
+	assert_string_equal(tls_server_ctx_pair_names(alone, 0, out, sizeof(out), &key), "");
+	assert_string_equal(key, "unknown");
+	SSL_CTX_free(ctx);
+}
+
 static void test_a_key_that_does_not_match_its_certificate_is_refused(void **state)
 {
 	const struct certs *c = *state;
@@ -476,6 +502,7 @@ int main(void)
 	const struct CMUnitTest handshakes[] = {
 		cmocka_unit_test(test_handshakes_get_the_pair_for_their_name_and_algorithms),
 		cmocka_unit_test(test_a_set_knows_its_pairs_and_files),
+		cmocka_unit_test(test_a_set_describes_each_pair_for_the_log),
 		cmocka_unit_test(test_a_key_that_does_not_match_its_certificate_is_refused),
 	};
 
