@@ -6,8 +6,9 @@
  * side: the CONNECT goes out only inside the handshake's protection;
  * bytes that wait inside the broker's SSL while the client does not read
  * arrive once it reads again, without the loop spinning meanwhile (pump
- * fails on a spin); backpressure both ways across both TLS sides;
- * close_notify both ways; a wrong name and a broker that never handshakes.
+ * fails on a spin); backpressure both ways across both TLS sides; bytes
+ * behind the CONNECT held for the handshake; a KeyUpdate; close_notify
+ * both ways; a wrong name and a broker that never handshakes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -271,6 +272,57 @@ static void test_client_bytes_held_while_the_broker_does_not_read_arrive_when_it
 	bytes_free(&up);
 }
 
+/* What the client sends behind its CONNECT while the broker's handshake is
+ * still going waits for it, and then follows the CONNECT in order. */
+static void test_bytes_behind_the_connect_wait_for_the_broker_handshake(void **state)
+{
+	struct fx *f = *state;
+	struct client *c;
+	struct bytes all = { 0 };
+	struct pkt p;
+
+	start(f, "localhost", 0);
+	tb.mute = 1;
+	c = client_new(f);
+	client_handshake(f, c);
+	mk_connect(&p, 4, "c1", NULL, NULL);
+	bytes_add(&all, p.b, p.n);
+	mk_publish(&all, "t/early", 3000, 5);
+	client_send(c, all.p, all.len);
+	tpump(f);
+	assert_int_equal(state_of(f, c), S_UPSTREAM_CONNECTING);
+	assert_int_equal(tb.got.len, 0);
+	tb.mute = 0;
+	tpump(f);
+	assert_int_equal(state_of(f, c), S_FORWARDING);
+	assert_tb_got(all.p, all.len);
+	bytes_free(&all);
+}
+
+/* A TLS 1.3 KeyUpdate from the broker that asks for one back: mqtls's
+ * read takes it (and owes a write), and the bytes on both sides go on. */
+static void test_broker_key_update_is_answered_and_bytes_go_on(void **state)
+{
+	struct fx *f = *state;
+	struct client *c;
+	struct bytes up = { 0 }, down = { 0 };
+
+	start(f, "localhost", 0);
+	c = tls_forwarding_client(f, 4);
+	assert_int_equal(SSL_key_update(tb.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+	mk_publish(&down, "t/down", 5000, 6);
+	bytes_add(&tb.out, down.p, down.len);
+	tpump(f);
+	assert_client_got(c, down.p, down.len);
+	mk_publish(&up, "t/up", 5000, 7);
+	client_send(c, up.p, up.len);
+	tpump(f);
+	assert_tb_got(up.p, up.len);
+	assert_int_equal(state_of(f, c), S_FORWARDING);
+	bytes_free(&up);
+	bytes_free(&down);
+}
+
 static void test_broker_close_notify_ends_the_client_with_close_notify(void **state)
 {
 	struct fx *f = *state;
@@ -349,6 +401,8 @@ int main(void)
 		T(test_bytes_cross_both_tls_sides_both_ways_with_small_buffers),
 		T(test_broker_bytes_held_while_the_client_does_not_read_arrive_when_it_does),
 		T(test_client_bytes_held_while_the_broker_does_not_read_arrive_when_it_does),
+		T(test_bytes_behind_the_connect_wait_for_the_broker_handshake),
+		T(test_broker_key_update_is_answered_and_bytes_go_on),
 		T(test_broker_close_notify_ends_the_client_with_close_notify),
 		T(test_client_close_sends_close_notify_to_the_broker),
 		T(test_wrong_broker_name_gets_connack_3_and_reason_broker_tls),
