@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "proxy/acl.h"
 #include "proxy/auth/jwt.h"
 #include "tests/unit/jwt_test_util.h"
 
@@ -264,6 +265,46 @@ static void test_username_comes_from_the_configured_claim(void **s)
 	free(tok);
 	free(num);
 	free(empty);
+	jwt_keyset_free(ks);
+}
+
+/* The EMQX-style `acl` claim becomes a table whose %u is the token's user;
+ * a claim of another shape refuses the token. */
+static void test_acl_claim(void **s)
+{
+	struct jwt_keyset *ks = secret_keyset(sizeof(K.secret));
+	char *tok = hs256(HS_HDR, "{\"sub\":\"d7\",\"exp\":1700000600,"
+	                          "\"acl\":{\"pub\":[\"up/%u/#\"],\"sub\":[\"cmd/%u\"],\"all\":[\"both/#\"]}}");
+	char *none = hs256(HS_HDR, "{\"sub\":\"d7\",\"exp\":1700000600}");
+	const char *const bad[] = {
+		"{\"sub\":\"d7\",\"exp\":1700000600,\"acl\":[\"a/#\"]}",
+		"{\"sub\":\"d7\",\"exp\":1700000600,\"acl\":{\"pub\":\"a/#\"}}",
+		"{\"sub\":\"d7\",\"exp\":1700000600,\"acl\":{\"pub\":[7]}}",
+		"{\"sub\":\"d7\",\"exp\":1700000600,\"acl\":{\"sub\":[\"a/#/b\"]}}",
+	};
+	struct jwt_claims c;
+
+	assert_int_equal(jwt_verify(ks, tok, strlen(tok), TEST_NOW, NULL, &c, NULL, 0), JWT_OK);
+	assert_non_null(c.acl);
+	assert_true(acl_check(c.acl, "d7", 2, "x", 1, (const uint8_t *)"up/d7/t", 7, ACL_WRITE));
+	assert_false(acl_check(c.acl, "d7", 2, "x", 1, (const uint8_t *)"up/d8/t", 7, ACL_WRITE));
+	assert_false(acl_check(c.acl, "d7", 2, "x", 1, (const uint8_t *)"up/d7/t", 7, ACL_READ));
+	assert_true(acl_check(c.acl, "d7", 2, "x", 1, (const uint8_t *)"cmd/d7", 6, ACL_READ));
+	assert_true(acl_check(c.acl, "d7", 2, "x", 1, (const uint8_t *)"both/1", 6, ACL_READ));
+	assert_true(acl_check(c.acl, "d7", 2, "x", 1, (const uint8_t *)"both/1", 6, ACL_WRITE));
+	jwt_claims_cleanup(&c);
+	assert_null(c.acl);
+	assert_int_equal(jwt_verify(ks, none, strlen(none), TEST_NOW, NULL, &c, NULL, 0), JWT_OK);
+	assert_null(c.acl);
+	jwt_claims_cleanup(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *t = hs256(HS_HDR, bad[i]);
+
+		assert_int_equal(verify(ks, t, NULL), JWT_MALFORMED);
+		free(t);
+	}
+	free(tok);
+	free(none);
 	jwt_keyset_free(ks);
 }
 
@@ -586,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_or_missing_issuer_is_refused_when_one_is_configured),
 		cmocka_unit_test(test_audience_may_be_a_string_or_an_array),
 		cmocka_unit_test(test_username_comes_from_the_configured_claim),
+		cmocka_unit_test(test_acl_claim),
 		cmocka_unit_test(test_tampered_payload_fails_the_signature),
 		cmocka_unit_test(test_alg_none_is_refused),
 		cmocka_unit_test(test_hs256_signed_with_the_rsa_public_key_is_refused),
