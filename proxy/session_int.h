@@ -18,6 +18,11 @@
  * On WebSocket listeners the byte mover frames and unframes the client's
  * side (ws_forward.c), so to_up and to_client hold plain MQTT either way.
  *
+ * With --upstream-tls the broker socket carries TLS (upstream_tls.c): a
+ * transport under upstream.c (the handshake) and forward.c (reads and
+ * writes), as tls/ is under the client side, so to_up and to_client hold
+ * plain MQTT on that side too.
+ *
  * The one call from a stage to the hub is session_auth_ready(): the pool's
  * answer arriving on the loop, which the hub then asks for its outcome.
  */
