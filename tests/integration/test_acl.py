@@ -414,3 +414,22 @@ def acl_large_publishes_stream_through_the_filter(ctx):
     got = wt.wait_msg("alice/after", b"after", timeout=15)
     check([t for t, _ in got] == ["alice/big", "alice/after"], "the broker got %s" % [t for t, _ in got])
     check(got[0][1] == big[::-1], "the allowed 1 MiB message changed on the way")
+
+
+@test
+def without_an_acl_the_stream_is_not_parsed(ctx):
+    """No --acl-file, no claim: a PUBLISH mqtls would refuse with an ACL
+    (QoS 3) goes to the broker untouched, and it is the broker that ends the
+    session; with an ACL mqtls refuses it itself (5.0 DISCONNECT 0x81)."""
+    b, m = ctx.pair()
+    s, r = _tls_raw(ctx, m, 5, "opaque")
+    bad = _publish_v5("x/y", b"q3", 1, 5)
+    s.sendall(bytes([bad[0] | 0x06]) + bad[1:])
+    r.expect_closed()
+    check(m.wait_close()[0]["reason"] == "broker_closed", "close %s" % m.close_lines())
+    b2, m2, _ = acl_pair(ctx)
+    s, r = _tls_raw(ctx, m2, 5, "parsed", username="alice")
+    s.sendall(bytes([bad[0] | 0x06]) + bad[1:])
+    seen = r.expect_closed()
+    check(seen and seen[-1][0] == w.DISCONNECT and seen[-1][2][:1] == b"\x81", "got %s" % seen)
+    check(m2.wait_close()[0]["reason"] == "protocol_error", "close %s" % m2.close_lines())
