@@ -175,6 +175,11 @@ enum fwd ws_forward_out(struct session *s)
 	for (;;) {
 		enum tls_io r = TLS_IO_OK;
 
+		/* A frame in progress always has its payload queued (a clean cut
+		 * keeps write_pending bytes); should that ever not hold, nothing
+		 * could finish the frame and what waits behind it would spin. */
+		if (bufq_len(&s->to_client) == 0)
+			w->out_left = w->hdr_len = w->retry_chunk = 0;
 		if (w->raw_len > 0 && between_frames(w)) {
 			w->raw_busy = 1;
 			if ((r = put(s, w->raw, w->raw_len)) == TLS_IO_OK)
