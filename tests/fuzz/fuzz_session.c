@@ -45,6 +45,10 @@
  *                --max-buffer; else 512 and 16384 bytes)
  *         bit 3: the broker's accept queue is full: the proxy's connect
  *                stays in progress (until --upstream-timeout)
+ *         bit 4: several brokers (--upstream twice, first): an
+ *                unreachable one, then the one the other bits chose; the
+ *                hub fails over from the first (unless opts bit 4 made
+ *                the only broker unreachable)
  *   op    := code:u8 body; code & 0x10: do not step the loop after it
  *   len   := u8, or 0xff then u16 big-endian
  *   code & 15:
@@ -118,6 +122,7 @@
 #include "proxy/address.h"
 #include "proxy/auth/faildelay.h"
 #include "proxy/auth/policy.h"
+#include "proxy/brokers.h"
 #include "proxy/config.h"
 #include "proxy/limits.h"
 #include "proxy/log.h"
@@ -236,6 +241,7 @@ static struct {
 	struct address listen[CONFIG_MAX_LISTEN];   /* port resolved by the first worker */
 	struct config cfg_default;     /* without the small limits */
 	struct address broker, broker_tcp, broker_full, nowhere;
+	struct brokers *pair[3];       /* opts2 bit 4: nowhere, then broker / broker_tcp / broker_full */
 	int lfd, lfd_tcp;              /* the broker's listening sockets */
 	int lfd_full, fill_fd;         /* a listener whose queue |fill_fd| fills */
 	struct pool *pool;             /* auth checks in mode 3 */
@@ -560,6 +566,26 @@ static void setup(void)
 	for (int i = 0; i < c->n_listen; i++) {
 		if (!address_parse(c->listen[i], 0, &g.listen[i], err, sizeof(err)))
 			die(err);
+	}
+
+	/* The broker sets of opts2 bit 4, as main() builds one from --upstream
+	 * (its health thread is not started: no probe disturbs a replay). */
+	{
+		const struct address *second[3] = { &g.broker, &g.broker_tcp, &g.broker_full };
+		char first[160], other[160];
+		struct config two;
+
+		address_format((const struct sockaddr *)&g.nowhere.sa, g.nowhere.len, first, sizeof(first));
+		for (int i = 0; i < 3; i++) {
+			address_format((const struct sockaddr *)&second[i]->sa, second[i]->len, other, sizeof(other));
+			memset(&two, 0, sizeof(two));
+			two.upstream[0] = first;
+			two.upstream[1] = other;
+			two.n_upstream = 2;
+			two.upstream_balance = (char *)"first";
+			if ((g.pair[i] = brokers_new(&two, err, sizeof(err))) == NULL)
+				die(err);
+		}
 	}
 
 	/* struct proxy as main() fills it. */
@@ -1137,6 +1163,15 @@ static void start(uint8_t opts, uint8_t opts2)
 	g.proxy.upstream = (opts & 0x10) ? g.nowhere : (opts2 & 8) ? g.broker_full
 	                 : (opts & 0x80) ? g.broker_tcp : g.broker;
 	r.blfd = (opts & 0x10) || (opts2 & 8) ? -1 : (opts & 0x80) ? g.lfd_tcp : g.lfd;
+	g.proxy.brokers = NULL;
+	if ((opts2 & 0x10) && !(opts & 0x10)) {
+		struct brokers *b = g.pair[(opts2 & 8) ? 2 : (opts & 0x80) ? 1 : 0];
+
+		/* Every input starts with both brokers up, as a replay must. */
+		brokers_connected(b, 0);
+		brokers_connected(b, 1);
+		g.proxy.brokers = b;
+	}
 	g.proxy.max_connect_size = (size_t)((opts2 & 4) ? &g.cfg_default : &g.cfg[0])->max_connect_size;
 	g.proxy.max_buffer = (size_t)((opts2 & 4) ? &g.cfg_default : &g.cfg[0])->max_buffer;
 	g.proxy.pool = r.auth_mode == 3 ? g.pool : NULL;

@@ -27,6 +27,7 @@ TCP_BROKER = 1 << 7
 NO_CERT, CERT_DEVICE, CERT_CONTROL_CHARS, CERT_UNKNOWN_CA = range(4)
 DEFAULT_LIMITS = 1 << 2
 BROKER_QUEUE_FULL = 1 << 3
+TWO_BROKERS = 1 << 4    # an unreachable broker first, then the chosen one
 
 NOSTEP = 0x10
 (C_SEND, C_HOLD, C_RELEASE, C_RAW, B_SEND, C_BULK, B_BULK, C_PAUSE, B_PAUSE,
@@ -278,6 +279,21 @@ SEEDS = {
              + s("MQTT") + bytes([4, 2]) + struct.pack(">H", 60) + struct.pack(">H", 156 * 256))
         + op(C_BULK, b"x", arg=155)
         + op(B_SEND, connack()),
+    # Two brokers, the first unreachable: the hub fails over in the same turn.
+    "two_brokers_failover": hdr(AUTH_NONE, TWO_BROKERS)
+        + op(C_SEND, connect())
+        + op(B_SEND, connack())
+        + op(C_SEND, publish("t", b"via the second broker")),
+    # The same over TCP with 5.0, the second broker's connect in progress.
+    "two_brokers_failover_tcp_v5": hdr(AUTH_NONE | TCP_BROKER, TWO_BROKERS)
+        + op(C_SEND, connect(5, "c5"))
+        + op(B_SEND, connack(5))
+        + op(B_SEND, publish("t", b"from the broker", version=5)),
+    # The second broker does not answer either: one --upstream-timeout, then
+    # the client is refused (broker_timeout).
+    "two_brokers_second_silent": hdr(AUTH_NONE, TWO_BROKERS | BROKER_QUEUE_FULL)
+        + op(C_SEND, connect())
+        + op(ADVANCE, arg=T_5S),
     # A client certificate names the user: its CN is injected.
     "cert_identity": hdr(AUTH_CERT_JWT, CERT_DEVICE)
         + op(C_SEND, connect(4, "c1"))
