@@ -37,9 +37,11 @@ static void resolve_all(struct brokers *b)
 		if (!k->by_name)
 			continue;
 		if (!address_parse(k->spec, 1, &fresh, why, sizeof(why))) {
+			/* The last address it had stays in use. */
+			brokers_address(b, i, &old);
+			address_format((const struct sockaddr *)&old.sa, old.len, was, sizeof(was));
 			log_escape(esc, sizeof(esc), why, strlen(why));
-			log_warn("upstream broker=%s resolve=failed error=\"%s\" (keeping its last address)", k->spec,
-			         esc);
+			log_warn("upstream broker=%s resolve=failed addr=%s error=\"%s\"", k->spec, was, esc);
 			continue;
 		}
 		pthread_mutex_lock(&b->lock);
