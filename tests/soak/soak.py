@@ -556,7 +556,10 @@ class Soak:
                     # word>" line written just before the next line of that kind.
                     rep = re.match(r"repeated count=(\d+) event=broker$", msg)
                     in_window = any(lo <= t <= hi for lo, hi in windows)
-                    if re.match(r"broker \S+ unreachable: ", msg) and in_window:
+                    # A failed connect names its broker; the first one also
+                    # marks the broker down until a probe finds it back.
+                    if (re.match(r"broker broker=\S+ addr=\S+ error=", msg) or
+                            re.match(r"upstream broker=\S+ state=down ", msg)) and in_window:
                         ok_warns += 1
                     elif rep and in_window:
                         ok_warns += int(rep.group(1))
