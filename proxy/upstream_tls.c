@@ -231,7 +231,7 @@ static void save_failure(struct upstream_tls *u, int sys_errno)
 	 * failed: a handshake cut short before the certificate has none. */
 	if (u->ssl && ERR_GET_LIB(u->err_code) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(u->err_code) == SSL_R_CERTIFICATE_VERIFY_FAILED)
-		u->verify = SSL_get_verify_result(u->ssl);
+		u->verify = tls_client_verify_result(u->ssl);
 	ERR_clear_error();
 }
 

@@ -244,7 +244,7 @@ static int connect_to(SSL_CTX *cctx, SSL_CTX *sctx, const char *name, int is_ip,
 		long v = X509_V_OK;
 
 		if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)
-			v = SSL_get_verify_result(p.client);
+			v = tls_client_verify_result(p.client);
 		tls_client_failure(v, e, 0, why, len);
 	}
 	if (resumed)
