@@ -19,15 +19,16 @@ import mqttwire as w
 from harness import check, free_port, test, wait_until
 
 
-def _tls_broker(ctx, require_cert=False):
+def _tls_broker(ctx, require_cert=False, cert=None, key=None):
     """mosquitto with its plain listener (for readiness) and a TLS listener on
-    127.0.0.1; returns (broker, tls_port)."""
+    127.0.0.1 (the test PKI's server chain, or |cert| and |key|); returns
+    (broker, tls_port)."""
     port = free_port()
     cafile = ctx.dir / "broker-ca.pem"
     # The server chain is the test PKI's; clients are checked against the client CA.
     cafile.write_bytes(Path(ctx.pki.ca).read_bytes() + Path(ctx.pki.client_ca).read_bytes())
     extra = ("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %s\n"
-             % (port, cafile, ctx.pki.server_cert, ctx.pki.server_key,
+             % (port, cafile, cert or ctx.pki.server_cert, key or ctx.pki.server_key,
                 "true" if require_cert else "false"))
     return ctx.broker(extra=extra), port
 
@@ -146,6 +147,14 @@ def wrong_upstream_sni_is_refused_as_a_hostname_mismatch(ctx):
     check(_refused(ctx, m, 5) == 0x88, "MQTT 5 client did not get CONNACK 0x88")
     _check_tls_failure(m, "certificate verify failed: Hostname mismatch")
     check(b.clients() == [], "the broker saw a CONNECT: %r" % b.clients())
+
+
+@test
+def an_expired_broker_certificate_is_refused(ctx):
+    b, port = _tls_broker(ctx, cert=ctx.pki.server_expired_cert, key=ctx.pki.server_expired_key)
+    m = _proxy(ctx, port)
+    check(_refused(ctx, m, 5) == 0x88, "MQTT 5 client did not get CONNACK 0x88")
+    _check_tls_failure(m, "certificate verify failed: certificate has expired")
 
 
 @test
