@@ -115,19 +115,27 @@ static int probe_one(const struct address *u)
 	return err;
 }
 
-/* Ready while any broker answers (with several, sessions fail over). */
+/* Ready while any broker answers (with several, sessions fail over). The
+ * brokers taken as up are probed first: one that does not answer (marked
+ * down) would otherwise cost PROBE_TIMEOUT_MS on every check, longer than
+ * a readiness probe usually waits. */
 static void probe_broker(struct http_server *h)
 {
 	struct brokers *b = h->p->brokers;
-	int n = b ? brokers_count(b) : 1, err = 0;
+	int n = b ? brokers_count(b) : 1, err = 0, done = 0;
 	struct address u = h->p->upstream;
 	char addr[160];
 
-	for (int i = 0; i < n; i++) {
-		if (b)
-			brokers_address(b, i, &u);
-		if ((err = probe_one(&u)) == 0)
-			break;
+	for (int pass = 0; pass < 2 && !done; pass++) {
+		for (int i = 0; i < n && !done; i++) {
+			if (b && brokers_is_up(b, i) != (pass == 0))
+				continue;
+			if (b)
+				brokers_address(b, i, &u);
+			else if (pass > 0)
+				break;
+			done = (err = probe_one(&u)) == 0;
+		}
 	}
 	h->probe_ok = err == 0;
 	address_format((const struct sockaddr *)&u.sa, u.len, addr, sizeof(addr));

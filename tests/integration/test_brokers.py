@@ -169,7 +169,9 @@ def _silent_port(ctx):
 def a_broker_that_does_not_answer_costs_one_upstream_timeout_then_is_skipped(ctx):
     silent = "127.0.0.1:%d" % _silent_port(ctx)
     b = ctx.broker()
-    m = ctx.mqtls("--upstream", b.upstream, "--upstream-timeout", "1", upstream=silent)
+    port = free_port()
+    m = ctx.mqtls("--upstream", b.upstream, "--upstream-timeout", "1", "--metrics", "127.0.0.1:%d" % port,
+                  upstream=silent)
     t0 = time.monotonic()
     check(_land(ctx, m, [b], "patient") == 0, "the first client is not on the broker that answers")
     took = time.monotonic() - t0
@@ -182,6 +184,13 @@ def a_broker_that_does_not_answer_costs_one_upstream_timeout_then_is_skipped(ctx
     check(_land(ctx, m, [b], "quick") == 0, "the second client is not on the broker that answers")
     check(time.monotonic() - t0 < 0.8, "the second client waited %.2fs" % (time.monotonic() - t0))
     check(not _refused(m), "clients were refused: %r" % _refused(m))
+    # /readyz asks the broker that is up first: ready at once, not after the
+    # silent one's probe timeout (longer than a readiness probe waits).
+    t0 = time.monotonic()
+    with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=5) as r:
+        status = r.status
+    took = time.monotonic() - t0
+    check(status == 200 and took < 0.5, "/readyz %d after %.2fs" % (status, took))
 
 
 def _all_down(ctx, version, want):
