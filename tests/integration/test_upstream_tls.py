@@ -158,6 +158,16 @@ def an_expired_broker_certificate_is_refused(ctx):
 
 
 @test
+def a_broker_certificate_made_for_clients_only_is_refused(ctx):
+    # A trusted chain, but the leaf's extended key usage is clientAuth only.
+    cert, key = ctx.pki.client_good
+    b, port = _tls_broker(ctx, cert=cert, key=key)
+    m = ctx.mqtls("--upstream-tls", "--upstream-ca", ctx.pki.client_ca, upstream="127.0.0.1:%d" % port)
+    check(_refused(ctx, m, 4) == 3, "MQTT 3.1.1 client did not get CONNACK 3")
+    _check_tls_failure(m, "certificate verify failed: unsupported certificate purpose")
+
+
+@test
 def a_broker_requiring_a_client_certificate_refuses_mqtls_without_one(ctx):
     # TLS 1.3: the broker checks the certificate after mqtls's side of the
     # handshake is done, so the refusal arrives as the first broker bytes.
