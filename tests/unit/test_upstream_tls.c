@@ -153,6 +153,24 @@ static void test_ctx_with_a_key_not_matching_the_certificate_is_refused(void **s
 	assert_non_null(strstr(err, "does not match"));
 }
 
+static void test_ctx_with_a_client_certificate_file_without_certificates_is_refused(void **state)
+{
+	char err[512];
+
+	assert_null(client_ctx(server_pem, server_key, server_key, err, sizeof(err)));
+	assert_non_null(strstr(err, "--upstream-cert"));
+	assert_non_null(strstr(err, "not a PEM certificate chain"));
+}
+
+static void test_ctx_with_a_missing_client_key_names_the_flag_and_file(void **state)
+{
+	char err[512];
+
+	assert_null(client_ctx(server_pem, server_pem, missing, err, sizeof(err)));
+	assert_non_null(strstr(err, "--upstream-key"));
+	assert_non_null(strstr(err, missing));
+}
+
 static void test_ctx_with_a_matching_client_certificate_is_built(void **state)
 {
 	char err[512];
@@ -382,6 +400,8 @@ int main(void)
 		cmocka_unit_test(test_ctx_with_a_missing_ca_file_names_the_flag_and_file),
 		cmocka_unit_test(test_ctx_with_a_ca_file_without_certificates_is_refused),
 		cmocka_unit_test(test_ctx_with_a_key_not_matching_the_certificate_is_refused),
+		cmocka_unit_test(test_ctx_with_a_client_certificate_file_without_certificates_is_refused),
+		cmocka_unit_test(test_ctx_with_a_missing_client_key_names_the_flag_and_file),
 		cmocka_unit_test(test_ctx_with_a_matching_client_certificate_is_built),
 		cmocka_unit_test(test_server_is_verified_by_name_and_by_address),
 		cmocka_unit_test(test_wrong_name_fails_with_hostname_mismatch),
