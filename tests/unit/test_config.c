@@ -1055,6 +1055,49 @@ static void test_config_files_lists_every_certificate_and_key(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* ---- several brokers ---------------------------------------------------------- */
+
+static void test_upstream_repeats_in_every_source_and_a_later_source_replaces_the_list(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = write_file(f, "brokers.conf", "upstream mq-0.mq:1883\nupstream mq-1.mq:1883\n"
+	                                                 "upstream-balance clientid-hash\n");
+
+	assert_int_equal(load(f, "--cert", "c", "--key", "k", "--upstream", "a:1", "--upstream=b:2", "--upstream",
+	                      "unix:/run/m.sock"), CONFIG_OK);
+	assert_int_equal(f->cfg.n_upstream, 3);
+	assert_string_equal(f->cfg.upstream[1], "b:2");
+	assert_string_equal(f->cfg.upstream[2], "unix:/run/m.sock");
+	assert_string_equal(f->cfg.upstream_balance, "first");
+
+	/* In a file, one line each; a flag replaces the file's whole list. */
+	assert_int_equal(load(f, "--cert", "c", "--key", "k", "--config", (char *)path), CONFIG_OK);
+	assert_int_equal(f->cfg.n_upstream, 2);
+	assert_string_equal(f->cfg.upstream[1], "mq-1.mq:1883");
+	assert_string_equal(f->cfg.upstream_balance, "clientid-hash");
+	assert_int_equal(load(f, "--cert", "c", "--key", "k", "--config", (char *)path, "--upstream", "x:1"),
+	                 CONFIG_OK);
+	assert_int_equal(f->cfg.n_upstream, 1);
+	assert_string_equal(f->cfg.upstream[0], "x:1");
+
+	/* In the environment, separated like --listen's. */
+	assert_int_equal(setenv("MQTLS_UPSTREAM", "e0:1883, e1:1883", 1), 0);
+	assert_int_equal(load(f, "--cert", "c", "--key", "k"), CONFIG_OK);
+	clear_mqtls_env();
+	assert_int_equal(f->cfg.n_upstream, 2);
+	assert_string_equal(f->cfg.upstream[1], "e1:1883");
+}
+
+static void test_bad_balance_or_resolve_interval_is_an_error_naming_the_flag(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(load(f, REQUIRED, "--upstream-balance", "round-robin"), CONFIG_ERROR);
+	assert_error_mentions(f, "--upstream-balance: expected one of first|clientid-hash, got 'round-robin'");
+	assert_int_equal(load(f, REQUIRED, "--resolve-interval", "-1"), CONFIG_ERROR);
+	assert_error_mentions(f, "--resolve-interval: expected an integer from 0 to 86400");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1102,6 +1145,8 @@ int main(void)
 		T(test_reload_inconsistent_with_a_kept_option_is_refused),
 		T(test_config_files_lists_every_file_that_is_set),
 		T(test_cert_and_key_repeat_as_pairs_in_order),
+		T(test_upstream_repeats_in_every_source_and_a_later_source_replaces_the_list),
+		T(test_bad_balance_or_resolve_interval_is_an_error_naming_the_flag),
 		T(test_unequal_numbers_of_cert_and_key_are_an_error),
 		T(test_more_pairs_than_the_maximum_is_an_error),
 		T(test_config_files_lists_every_certificate_and_key),
