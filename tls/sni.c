@@ -156,7 +156,9 @@ static enum tls_key_kind key_kind(X509 *leaf)
 
 /* Runs before the server has chosen anything (version, suite, resumption),
  * so switching contexts here is as if the connection had started on the
- * chosen one. */
+ * chosen one. It replaces the callback tls_server_ctx_new installed on the
+ * first context (BoringSSL keeps one), so it runs that one first: anything
+ * added there must stay reachable through tls_peer_hello_cb. */
 static enum ssl_select_cert_result_t select_pair(const SSL_CLIENT_HELLO *hello)
 {
 	enum ssl_select_cert_result_t r = tls_peer_hello_cb(hello);
