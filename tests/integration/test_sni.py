@@ -107,6 +107,7 @@ def each_name_gets_its_certificate_and_no_or_an_unknown_name_the_first(ctx):
         check(_served(ctx, m, name, sslctx=_client(ctx, verify=False)) == default,
               "%r was not served the default certificate" % name)
     check(_s_client(m, "d2.devices.sni.test") == wild, "s_client -servername was not served the wildcard")
+    check(_s_client(m, "a.sni.test.") == a, "a name with a trailing dot was not served its certificate")
     check(len(b.connections()) >= 4, "the broker saw %d connections" % len(b.connections()))
     # One startup line and one expiry series per pair, each naming its file.
     lines = [parse_kv(l) for l in m.lines(" certificate file=")]
