@@ -9,9 +9,11 @@ fresh mqtls with --ws-listen; each client does the HTTP upgrade after TLS
 and sends its CONNECT in a masked binary frame), and both figures are
 printed side by side. With --upstream-tls the same is measured with TLS on
 the broker side too (mosquitto's own TLS listener, --upstream-tls): what a
-broker SSL adds to each idle connection.
+broker SSL adds to each idle connection. With --resume every measured
+connection resumes the session of the last warm-up one (tickets), with
+--tls12 clients stop at TLS 1.2.
 
-    bench/idle_memory.py [--count 1000] [--mtls] [--workers 1] [--ws] [--upstream-tls]
+    bench/idle_memory.py [--count 1000] [--mtls] [--workers 1] [--ws] [--upstream-tls] [--resume] [--tls12]
 """
 import argparse
 import base64
@@ -32,7 +34,7 @@ def sh(*args):
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def make_pki(d):
+def make_pki(d, client_subject="/CN=client"):
     def key(name):
         sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{d}/{name}.key")
 
@@ -43,7 +45,8 @@ def make_pki(d):
         f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     for name in ("server", "client"):
         key(name)
-        sh("openssl", "req", "-new", "-key", f"{d}/{name}.key", "-subj", f"/CN={name}", "-out", f"{d}/{name}.csr")
+        subj = client_subject if name == "client" else f"/CN={name}"
+        sh("openssl", "req", "-new", "-key", f"{d}/{name}.key", "-subj", subj, "-out", f"{d}/{name}.csr")
         sh("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
            "-CAcreateserial", "-days", "2", "-extfile", f"{d}/ext", "-out", f"{d}/{name}.pem")
 
@@ -66,12 +69,12 @@ def status(pid):
     return out
 
 
-def dial(ctx, port):
+def dial(ctx, port, session=None):
     raw = socket.create_connection(("127.0.0.1", port))
     # Without this, Nagle holds the CONNECT behind the client's Finished
     # until the server's delayed ACK, 40 ms per connection.
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return ctx.wrap_socket(raw, server_hostname="localhost")
+    return ctx.wrap_socket(raw, server_hostname="localhost", session=session)
 
 
 def connect_packet(client_id):
@@ -168,9 +171,12 @@ def measure(a, tmp, bport, ws, tport=None):
         ctx = ssl.create_default_context(cafile=f"{tmp}/ca.pem")
         if a.mtls:
             ctx.load_cert_chain(f"{tmp}/client.pem", f"{tmp}/client.key")
+        if a.tls12:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        offer = [None]      # with --resume, the session the next connections offer
 
         def open_one(client_id):
-            s = dial(ctx, port)
+            s = dial(ctx, port, offer[0])
             if ws:
                 ws_upgrade(s, a.ws_path)
                 s.sendall(ws_frame(connect_packet(client_id)))
@@ -182,6 +188,8 @@ def measure(a, tmp, bport, ws, tport=None):
         for i in range(2):
             s, ack = open_one(f"warm{i}")
             assert ack[:2] == b"\x20\x02", ack
+            if a.resume:
+                offer[0] = s.session     # read after the CONNACK: TLS 1.3 tickets come after the handshake
             s.close()
         time.sleep(0.3)
         before = status(mq.pid)
@@ -190,6 +198,9 @@ def measure(a, tmp, bport, ws, tport=None):
             if ack != b"\x20\x02\x00\x00":
                 raise SystemExit(f"idle_memory: connection {i} got {ack!r}")
             socks.append(s)
+        if a.resume and not all(s.session_reused for s in socks):
+            raise SystemExit(f"idle_memory: only {sum(s.session_reused for s in socks)} of {a.count} "
+                             f"connections resumed")
         time.sleep(0.5)
         after = status(mq.pid)
         return {k: (before[k], after[k]) for k in ("VmRSS", "RssAnon")}
@@ -209,11 +220,15 @@ def main():
     ap.add_argument("--ws-path", default="/mqtt")
     ap.add_argument("--upstream-tls", action="store_true",
                     help="also measure with TLS to the broker (mosquitto's TLS listener, --upstream-tls)")
+    ap.add_argument("--resume", action="store_true", help="measured connections resume a session (tickets)")
+    ap.add_argument("--tls12", action="store_true", help="clients use TLS 1.2 (default: up to 1.3)")
+    ap.add_argument("--client-subject", default="/CN=client",
+                    help="subject of the --mtls client certificate (its size moves the heap layout)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "mqtls"))
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="mqtls-idle-")
-    make_pki(tmp)
+    make_pki(tmp, a.client_subject)
     bport = free_port()
     with open(f"{tmp}/mosq.conf", "w") as f:
         f.write(f"listener {bport} 127.0.0.1\nallow_anonymous true\nmax_connections -1\n")
@@ -226,7 +241,7 @@ def main():
                               stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", bport)) == 0, 5, "mosquitto")
-        base = "mTLS" if a.mtls else "TLS"
+        base = ("mTLS" if a.mtls else "TLS") + (" 1.2" if a.tls12 else "") + (" resumed" if a.resume else "")
         per = {}
         for ws in ([False, True] if a.ws else [False]):
             mode = base + (" + WebSocket (wss)" if ws else "")
