@@ -3,7 +3,7 @@
  * callbacks, the state and its transitions, the one timer and what it
  * means in each state, and the ways out. The stages it calls (forward.c,
  * connect.c, session_auth.c, upstream.c, session_end.c, accept_proxy.c,
- * acl_stage.c) return outcomes; what happens next is decided here and nowhere else.
+ * acl_stage.c, ws_stage.c) return outcomes; what happens next is decided here and nowhere else.
  *
  * The timer, by state:
  *   PROXY_HEADER         --hello-timeout (accept to ClientHello covers it)
