@@ -268,3 +268,15 @@ def client_certificates_are_checked_the_same_on_every_pair(ctx):
             check(r[0] == "refused", "%s with %s client certificate: %r" % (name, what, r))
     check(sorted(b.clients()) == ["mtls-a.sni.test", "mtls-d9.devices.sni.test", "mtls-localhost"],
           "broker clients %r" % b.clients())
+    # A client-certificate session resumes on the pair its name chose.
+    for maxv in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        c = ctx.client_context(cert=ctx.pki.client_good)
+        c.maximum_version = maxv
+        s = _connect(ctx, m, "a.sni.test", sslctx=c)
+        _connack(s, "full")
+        session = s.session
+        s.close()
+        s = _connect(ctx, m, "a.sni.test", sslctx=c, session=session)
+        check(s.session_reused, "the %s client-certificate session was not resumed" % maxv.name)
+        _connack(s, "resumed")
+        s.close()
