@@ -15,7 +15,8 @@
 #include "proxy/ws_frame.h"
 
 /* What is written raw before any data: the HTTP answer to the upgrade
- * (a 101 is about 170 bytes, a 4xx about 100), or a pong. */
+ * (a 101 is about 170 bytes, a 4xx about 100), or a pong. Allocated only
+ * while it waits, so an idle connection does not keep it. */
 #define WS_RAW_MAX 256
 
 /* Broker bytes per data frame: with its 4-byte header, one full TLS
@@ -31,7 +32,7 @@ struct ws_conn {
 	uint8_t upgraded;           /* 101 sent: bytes from the client are frames */
 	uint8_t counted;            /* the upgrade's outcome is in the metrics */
 	uint8_t close;              /* enum ws_close_state of our close frame */
-	uint8_t raw_busy;           /* an SSL_write of raw[] must be retried as is */
+	uint8_t raw_busy;           /* an SSL_write of raw must be retried as is */
 	uint8_t hdr_len;            /* a frame header to send alone (no room before its payload) */
 	uint8_t hdr[WS_HEADER_MAX];
 	uint8_t close_frame[WS_CLOSE_FRAME_MAX];
@@ -41,7 +42,13 @@ struct ws_conn {
 	uint16_t out_left;          /* payload bytes of a frame whose header went alone */
 	uint16_t retry_chunk;       /* a frame written with its header must be retried as is */
 	const char *end_reason;     /* static: why the client's stream ended, or NULL */
-	uint8_t raw[WS_RAW_MAX];
+	uint8_t *raw;               /* owned while raw_len > 0, else NULL */
 };
+
+/* Replaces what waits to be written raw with a copy of the |n| bytes at
+ * |p| (at most WS_RAW_MAX). Returns 1, or 0 (nothing changed) without memory. */
+int ws_raw_set(struct ws_conn *w, const void *p, size_t n);
+/* Frees what waited to be written raw. */
+void ws_raw_clear(struct ws_conn *w);
 
 #endif

@@ -66,8 +66,13 @@ int ws_forward_in(struct session *s, uint8_t *p, size_t *n)
 		case WS_EV_PING:
 			/* A pong already handed to SSL_write must be retried as is;
 			 * the newer ping then goes unanswered (5.5.3 allows it). */
-			if (!w->raw_busy && w->close == WS_CLOSE_NONE)
-				w->raw_len = (uint16_t)ws_pong_frame(w->raw, ctl.payload, ctl.len);
+			if (!w->raw_busy && w->close == WS_CLOSE_NONE) {
+				uint8_t pong[WS_PONG_FRAME_MAX];
+
+				/* Without memory the ping goes unanswered, like a
+				 * newer one behind a pong being sent. */
+				(void)ws_raw_set(w, pong, ws_pong_frame(pong, ctl.payload, ctl.len));
+			}
 			continue;
 		case WS_EV_PONG:
 			continue;
@@ -164,7 +169,7 @@ enum fwd ws_forward_out(struct session *s)
 	s->flags &= ~F_WRITE_WANTS_READ;
 	if (s->flags & F_CLIENT_DEAD) {
 		bufq_clear(&s->to_client, c);
-		w->raw_len = 0;
+		ws_raw_clear(w);
 		w->hdr_len = 0;
 		w->out_left = w->retry_chunk = 0;
 		s->write_pending = 0;
@@ -183,7 +188,7 @@ enum fwd ws_forward_out(struct session *s)
 		if (w->raw_len > 0 && between_frames(w)) {
 			w->raw_busy = 1;
 			if ((r = put(s, w->raw, w->raw_len)) == TLS_IO_OK)
-				w->raw_len = w->raw_busy = 0;
+				ws_raw_clear(w);
 		} else if (w->close == WS_CLOSE_SENT) {
 			/* 5.5.1: no data frame after a close frame. */
 			bufq_clear(&s->to_client, c);

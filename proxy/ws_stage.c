@@ -37,6 +37,9 @@ int ws_stage_start(struct session *s)
 
 void ws_conn_free(struct ws_conn *w)
 {
+	if (w == NULL)
+		return;
+	ws_raw_clear(w);
 	free(w);
 }
 
@@ -67,12 +70,26 @@ static const char *refusal(struct session *s, const struct ws_upgrade *u)
 	return "ws_bad_request";
 }
 
-static int set_raw(struct ws_conn *w, size_t n)
+int ws_raw_set(struct ws_conn *w, const void *p, size_t n)
 {
-	if (n == 0 || n > sizeof(w->raw))
+	uint8_t *copy;
+
+	if (n == 0 || n > WS_RAW_MAX || (copy = malloc(n)) == NULL)
 		return 0;
+	memcpy(copy, p, n);
+	free(w->raw);
+	w->raw = copy;
 	w->raw_len = (uint16_t)n;
+	w->raw_busy = 0;
 	return 1;
+}
+
+void ws_raw_clear(struct ws_conn *w)
+{
+	free(w->raw);
+	w->raw = NULL;
+	w->raw_len = 0;
+	w->raw_busy = 0;
 }
 
 /* Frames the client sent right behind its request (it should wait for
@@ -98,6 +115,7 @@ enum ws_step ws_stage_upgrade(struct session *s, const char **reason)
 	struct ws_upgrade u;
 	size_t have = bufq_len(&s->to_up);
 	const uint8_t *head;
+	char answer[WS_RAW_MAX];
 
 	if (have == 0)
 		return WS_STEP_NEED_MORE;
@@ -110,13 +128,13 @@ enum ws_step ws_stage_upgrade(struct session *s, const char **reason)
 		*reason = refusal(s, &u);
 		session_log_refusal(s, *reason, u.why);
 		bufq_clear(&s->to_up, session_blocks(s));
-		if (!set_raw(w, ws_upgrade_refuse(&u, (char *)w->raw, sizeof(w->raw))))
-			w->raw_len = 0;   /* cannot happen: the answers are short; the close says enough */
+		/* Without memory for the answer the close alone says it. */
+		(void)ws_raw_set(w, answer, ws_upgrade_refuse(&u, answer, sizeof(answer)));
 		return WS_STEP_REFUSE;
 	case WS_UPGRADE_OK:
 		break;
 	}
-	if (!set_raw(w, ws_upgrade_accept(&u, (char *)w->raw, sizeof(w->raw))))
+	if (!ws_raw_set(w, answer, ws_upgrade_accept(&u, answer, sizeof(answer))))
 		return WS_STEP_OOM;
 	count(s, WSU_OK);
 	bufq_drain(&s->to_up, session_blocks(s), u.request_len);
