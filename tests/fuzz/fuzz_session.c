@@ -49,6 +49,10 @@
  *                unreachable one, then the one the other bits chose; the
  *                hub fails over from the first (unless opts bit 4 made
  *                the only broker unreachable)
+ *         bit 5: the client comes in on the --ws-listen listener (over
+ *                TCP whatever opts bit 6 says): its bytes are an HTTP
+ *                upgrade and WebSocket frames, and the stream checks
+ *                decode both directions first
  *   op    := code:u8 body; code & 0x10: do not step the loop after it
  *   len   := u8, or 0xff then u16 big-endian
  *   code & 15:
@@ -70,7 +74,8 @@
  *                 61 s or 100 years (n % 8)
  *    15 CTRL n:u8 n%4: 0 client KeyUpdate (TLS 1.3), 1 worker stop
  *                 (the SIGTERM path), 2 more loop steps, 3 C_SEND of a
- *                 minimal 3.1.1 CONNECT
+ *                 minimal 3.1.1 CONNECT (on the WebSocket listener: an
+ *                 upgrade request and the CONNECT in a masked frame)
  *
  * Users: "u" with password "p" (one round of salted SHA-512, checked on the
  * loop) and "slow" with password "slowpw" (PBKDF2, 400 rounds: over the
@@ -129,6 +134,7 @@
 #include "proxy/pool.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
+#include "proxy/ws_frame.h"
 #include "tls/context.h"
 #include "tls/peer.h"
 
@@ -275,6 +281,7 @@ static struct {
 	int b_shut, b_paused, b_closed;
 	size_t traffic;
 	int up_lost, down_lost;   /* a log outgrew its cap: skip that check */
+	int ws;                   /* on the WebSocket listener (opts2 bit 5) */
 	int fd_mark;              /* lowest free descriptor before the input */
 	struct sockaddr_storage peer;   /* the client's address as the proxy sees it */
 	struct logs q;
@@ -420,6 +427,7 @@ static void load_config(struct config *cfg, int mode, int small)
 #define ARG(a) (argv[argc++] = (char *)(a))
 	ARG("mqtls");
 	ARG("--listen"), ARG("127.0.0.1:0");
+	ARG("--ws-listen"), ARG("127.0.0.1:0");
 	ARG("--cert"), ARG(cert);
 	ARG("--key"), ARG(key);
 	ARG("--upstream"), ARG(upstream);
@@ -563,8 +571,8 @@ static void setup(void)
 		if (!address_parse(spec, 1, &g.nowhere, err, sizeof(err)))
 			die(err);
 	}
-	for (int i = 0; i < c->n_listen; i++) {
-		if (!address_parse(c->listen[i], 0, &g.listen[i], err, sizeof(err)))
+	for (int i = 0; i < config_n_listeners(c); i++) {
+		if (!address_parse(config_listener(c, i), 0, &g.listen[i], err, sizeof(err)))
 			die(err);
 	}
 
@@ -638,6 +646,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	setup();
 	return 0;
+}
+
+/* A minimal upgrade for the WebSocket listener (opts2 bit 5). */
+static const char ws_request[] = "GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+
+/* Writes the |n| (< 126) bytes at |p| as one masked binary client frame
+ * (6 + |n| bytes) into |out|. */
+static void ws_mask_frame(uint8_t *out, const uint8_t *p, size_t n)
+{
+	static const uint8_t mask[4] = { 0x3a, 0x91, 0x0c, 0xe7 };
+
+	out[0] = 0x80 | WS_OP_BINARY;
+	out[1] = (uint8_t)(0x80 | n);
+	memcpy(out + 2, mask, 4);
+	for (size_t i = 0; i < n; i++)
+		out[6 + i] = p[i] ^ mask[i & 3];
 }
 
 /* --- the peers ------------------------------------------------------- */
@@ -1025,7 +1051,15 @@ static void run_op(struct reader *in)
 			pump();
 			break;
 		default:
-			client_tls_write(connect311, sizeof(connect311), &r.q.c_out);
+			if (r.ws) {
+				uint8_t b[sizeof(ws_request) - 1 + 6 + sizeof(connect311)];
+
+				memcpy(b, ws_request, sizeof(ws_request) - 1);
+				ws_mask_frame(b + sizeof(ws_request) - 1, connect311, sizeof(connect311));
+				client_tls_write(b, sizeof(b), &r.q.c_out);
+			} else {
+				client_tls_write(connect311, sizeof(connect311), &r.q.c_out);
+			}
 			break;
 		}
 		break;
@@ -1035,6 +1069,73 @@ static void run_op(struct reader *in)
 }
 
 /* --- checks ---------------------------------------------------------- */
+
+/* The MQTT bytes a WebSocket client's stream |in| carries: after the
+ * request head (its first blank line), the payloads of its frames up to
+ * the first close or error, as mqtls's own decoder reads them. */
+static void ws_client_mqtt(const struct bytes *in, struct bytes *out)
+{
+	const uint8_t *end = in->len >= 4 ? memmem(in->p, in->len, "\r\n\r\n", 4) : NULL;
+	struct ws_decoder d;
+	struct ws_control ctl;
+	struct ws_region reg;
+	size_t at;
+
+	out->len = 0;
+	if (end == NULL)
+		return;
+	at = (size_t)(end - in->p) + 4;
+	bytes_add(out, in->p + at, in->len - at);
+	ws_decoder_init(&d, (uint64_t)268435455 + 5);
+	reg = (struct ws_region){ out->p, out->len, 0, 0 };
+	for (;;) {
+		enum ws_event ev = ws_decode(&d, &reg, &ctl);
+
+		if (ev != WS_EV_PING && ev != WS_EV_PONG)
+			break;
+	}
+	out->len = reg.out;
+}
+
+/* The MQTT bytes the client got from a WebSocket listener: after a 101,
+ * the payloads of binary frames; each frame the server sent is checked to
+ * be whole-message (FIN), unmasked, binary or control. */
+static void ws_server_mqtt(const struct bytes *in, struct bytes *out)
+{
+	static const char ok[] = "HTTP/1.1 101 ";
+	const uint8_t *end = in->len >= 4 ? memmem(in->p, in->len, "\r\n\r\n", 4) : NULL;
+	size_t at;
+
+	out->len = 0;
+	if (end == NULL || in->len < sizeof(ok) - 1 || memcmp(in->p, ok, sizeof(ok) - 1) != 0)
+		return;
+	at = (size_t)(end - in->p) + 4;
+	while (in->len - at >= 2) {
+		const uint8_t *f = in->p + at;
+		size_t n = f[1] & 0x7f, h = 2;
+
+		if ((f[0] & 0xf0) != 0x80 || (f[1] & 0x80) ||
+		    ((f[0] & 0x0f) != WS_OP_BINARY && (f[0] & 0x0f) < WS_OP_CLOSE)) {
+			fprintf(stderr, "fuzz_session: mqtls sent a frame it may not (%02x %02x)\n", f[0], f[1]);
+			abort();
+		}
+		if (n == 127) {
+			fprintf(stderr, "fuzz_session: mqtls sent a frame over 64 KiB\n");
+			abort();
+		}
+		if (n == 126) {
+			if (in->len - at < 4)
+				break;
+			n = (size_t)f[2] << 8 | f[3];
+			h = 4;
+		}
+		if (in->len - at < h + n)
+			break;
+		if ((f[0] & 0x0f) == WS_OP_BINARY)
+			bytes_add(out, f + h, n);
+		at += h + n;
+	}
+}
 
 /* A packet mqtls itself sends a client, at the end of what it got: a
  * refusing CONNACK (3.x: 20 02 00 c, 5.0: 20 03 00 c 00, as the whole
@@ -1062,7 +1163,14 @@ static int is_prefix(const uint8_t *a, size_t alen, const uint8_t *b, size_t ble
 
 static void check_streams(void)
 {
+	static struct bytes ws_up, ws_down;   /* decoded WebSocket streams, reused */
 	const struct bytes *sent = &r.q.c_sent, *got = &r.q.b_got;
+
+	if (r.ws) {
+		ws_client_mqtt(&r.q.c_sent, &ws_up);
+		ws_server_mqtt(&r.q.c_got, &ws_down);
+		sent = &ws_up;
+	}
 
 	/* Client -> broker. */
 	if (!r.up_lost && got->len > 0) {
@@ -1098,7 +1206,7 @@ static void check_streams(void)
 	}
 	/* Broker -> client. */
 	sent = &r.q.b_sent;
-	got = &r.q.c_got;
+	got = r.ws ? &ws_down : &r.q.c_got;
 	if (!r.down_lost && got->len > 0) {
 		size_t tail = own_packet_tail(got);
 
@@ -1141,7 +1249,7 @@ static void start(uint8_t opts, uint8_t opts2)
 	static const struct sockaddr_in peer = { .sin_family = AF_INET,
 	                                         .sin_port = 0x3930,    /* 12345 */
 	                                         .sin_addr = { 0x010200c0 } };   /* 192.0.2.1 */
-	const struct address *a = &g.listen[0];
+	const struct address *a = &g.listen[(opts2 >> 5) & 1];
 	char err[256];
 	int one = 1, small = SMALL_BUF, sv[2];
 	SSL_SESSION *resume;
@@ -1156,6 +1264,7 @@ static void start(uint8_t opts, uint8_t opts2)
 	r.lazy = (opts >> 3) & 1;
 	r.small_bufs = !((opts >> 5) & 1);
 	r.cfd = r.bfd = -1;
+	r.ws = (opts2 >> 5) & 1;
 	/* The proxy is shared and read-only while a worker runs; between
 	 * inputs it is ours to point at this input's configuration. */
 	g.proxy.cfg = &g.cfg[r.auth_mode];
@@ -1192,7 +1301,7 @@ static void start(uint8_t opts, uint8_t opts2)
 	if (!worker_init(&r.w, 0, &g.proxy, g.listen, err, sizeof(err)))
 		die(err);
 
-	if (opts & 0x40) {
+	if ((opts & 0x40) || r.ws) {
 		r.cfd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (r.cfd < 0)
 			die("client socket");

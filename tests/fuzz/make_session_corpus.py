@@ -28,6 +28,7 @@ NO_CERT, CERT_DEVICE, CERT_CONTROL_CHARS, CERT_UNKNOWN_CA = range(4)
 DEFAULT_LIMITS = 1 << 2
 BROKER_QUEUE_FULL = 1 << 3
 TWO_BROKERS = 1 << 4    # an unreachable broker first, then the chosen one
+WS_CLIENT = 1 << 5      # the client comes in on the --ws-listen listener
 
 NOSTEP = 0x10
 (C_SEND, C_HOLD, C_RELEASE, C_RAW, B_SEND, C_BULK, B_BULK, C_PAUSE, B_PAUSE,
@@ -113,6 +114,25 @@ def publish(topic, payload, version=4, qos=0, pid=1):
 def subscribe(topic, version=4, pid=1):
     body = struct.pack(">H", pid) + (b"\x00" if version == 5 else b"") + s(topic) + b"\x00"
     return packet(0x82, body)
+
+
+def ws_request(path="/mqtt"):
+    return ("GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: mqtt\r\n\r\n" % path).encode()
+
+
+def ws_frame(opcode, payload, fin=True, mask=b"\x5a\x01\xc3\x7e"):
+    """A masked client frame."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def jwt(sub="alice", exp=4102444800):
@@ -305,6 +325,40 @@ SEEDS = {
     # A certificate from an unknown CA: the handshake fails.
     "cert_unknown_ca": hdr(AUTH_CERT_JWT, CERT_UNKNOWN_CA)
         + op(C_SEND, connect()),
+    # WebSockets: the upgrade and the CONNECT in one record, a PUBLISH in
+    # two fragments with a ping between them, a broker PUBLISH framed back,
+    # then the client's close.
+    "ws_round_trip": hdr(AUTH_NONE, WS_CLIENT)
+        + op(C_SEND, ws_request() + ws_frame(2, connect()))
+        + op(B_SEND, connack())
+        + op(C_SEND, ws_frame(2, publish("t", b"over wss")[:5], fin=False) + ws_frame(9, b"ping")
+             + ws_frame(0, publish("t", b"over wss")[5:]))
+        + op(B_SEND, publish("t", b"to the browser"))
+        + op(C_SEND, ws_frame(8, struct.pack(">H", 1000))),
+    # A client that stops reading, a drain: the framed DISCONNECT after the
+    # whole packet, then close 1001.
+    "ws_v5_shutdown_behind_a_burst": hdr(AUTH_NONE, WS_CLIENT | DEFAULT_LIMITS)
+        + op(C_SEND, ws_request() + ws_frame(2, connect(5, "c5")))
+        + op(B_SEND, connack(5))
+        + op(C_PAUSE)
+        + op(B_BULK, publish("t", b"w" * 249, 5), arg=155)
+        + op(B_SEND, publish("t", b"whole", 5) + publish("t", b"partial" * 10, 5)[:20])
+        + op(CTRL, arg=CTRL_STOP)
+        + op(C_PAUSE),
+    # A password client over wss (the CONNECT from CTRL), refused or admitted.
+    "ws_password_connect": hdr(AUTH_PASSWORD, WS_CLIENT)
+        + op(CTRL, arg=CTRL_CONNECT)
+        + op(B_SEND, connack()),
+    # The request cut short: the upgrade timeout.
+    "ws_request_cut_short": hdr(AUTH_NONE, WS_CLIENT)
+        + op(C_SEND, ws_request()[:30])
+        + op(ADVANCE, arg=T_5S),
+    # A wrong path (404), and a text frame after a good upgrade (1003).
+    "ws_bad_path": hdr(AUTH_NONE, WS_CLIENT)
+        + op(C_SEND, ws_request("/other")),
+    "ws_text_frame": hdr(AUTH_NONE, WS_CLIENT)
+        + op(C_SEND, ws_request())
+        + op(C_SEND, ws_frame(1, b"hello")),
 }
 
 
