@@ -1129,6 +1129,11 @@ static void ws_server_mqtt(const struct bytes *in, struct bytes *out)
 			n = (size_t)f[2] << 8 | f[3];
 			h = 4;
 		}
+		/* One frame per TLS record (proxy/ws_forward.c). */
+		if (h + n > 16384) {
+			fprintf(stderr, "fuzz_session: mqtls sent a frame larger than a TLS record\n");
+			abort();
+		}
 		if (in->len - at < h + n)
 			break;
 		if ((f[0] & 0x0f) == WS_OP_BINARY)
