@@ -119,7 +119,14 @@ def websockets_paho_v5_asyncio_mqtt_and_mqttjs_round_trip(ctx):
     out = r.stdout.decode(errors="replace")
     check(r.returncode == 0 and "GOT itest/mqttjs from mqtt.js" in out,
           "MQTT.js over wss rc=%d: %s" % (r.returncode, out))
-    check(sorted(b.clients()) == ["aio-ws", "mqttjs-itest", "paho-ws-v5"],
+    r = subprocess.run(["/usr/bin/node", str(HERE / "mqttjs_client.js"),
+                        "wss://%s:%d/mqtt" % (host, port), str(ctx.pki.ca), "5"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=15, env=env)
+    out = r.stdout.decode(errors="replace")
+    check(r.returncode == 0 and "GOT itest/mqttjs from mqtt.js" in out,
+          "MQTT.js 5.0 over wss rc=%d: %s" % (r.returncode, out))
+    check(sorted(b.clients()) == ["aio-ws", "mqttjs-itest", "mqttjs-itest", "paho-ws-v5"],
           "broker saw %r" % b.clients())
 
 
@@ -379,3 +386,21 @@ def websockets_a_slow_reader_gets_every_broker_byte_in_order_through_blocked_wri
     for i, (t, _, body) in enumerate(got):
         tl = int.from_bytes(body[:2], "big")
         check(t == 3 and body[2 + tl:] == msgs[i], "message %d came back altered" % i)
+
+
+@test
+def websockets_subprotocol_mqtt_is_preferred_and_a_query_string_is_ignored(ctx):
+    b, m = ws_pair(ctx, "--ws-path", "/broker/mqtt")
+    for i, (path, offered, chosen) in enumerate([("/broker/mqtt", "mqttv3.1", "mqttv3.1"),
+                                                 ("/broker/mqtt?token=abc", "mqttv3.1, mqtt", "mqtt"),
+                                                 ("/broker/mqtt", "chat,mqtt", "mqtt")]):
+        c = WsConn(ctx, m)
+        fields = c.upgrade(path=path, protocol=offered)
+        check(fields.get("sec-websocket-protocol") == chosen,
+              "offered %r on %s, answered %r" % (offered, path, fields))
+        c.send(frame(BIN, w.connect(client_id="sp-%d" % i)))
+        (t, _, body), = c.read_mqtt()
+        check(t == 2 and w.connack_code(body) == 0, "CONNACK %r" % ((t, body),))
+        c.close()
+    got = paho_ws(ctx, m, "itest/sp", b"on another path", client_id="paho-path", path="/broker/mqtt")
+    check(got == ("ok", b"on another path"), "paho on --ws-path /broker/mqtt got %r" % (got,))
