@@ -143,7 +143,8 @@ struct session {
 	uint8_t broker;                 /* index of the broker being tried (proxy/brokers.h) */
 	uint8_t brokers_tried;          /* a bit per broker this session has tried */
 	uint32_t flags;
-	uint16_t write_pending;         /* bytes an unfinished SSL_write must be retried with */
+	uint16_t write_pending;         /* bytes of to_client an unfinished SSL_write must be retried
+	                                   with (WebSocket: the payload a sent frame header announced) */
 	int cfd;                        /* client socket, owned */
 	int ufd;                        /* broker socket, owned, -1 if none */
 	SSL *ssl;                       /* owned */
