@@ -404,3 +404,36 @@ def websockets_subprotocol_mqtt_is_preferred_and_a_query_string_is_ignored(ctx):
         c.close()
     got = paho_ws(ctx, m, "itest/sp", b"on another path", client_id="paho-path", path="/broker/mqtt")
     check(got == ("ok", b"on another path"), "paho on --ws-path /broker/mqtt got %r" % (got,))
+
+
+@test
+def websockets_stalled_upgrades_are_all_closed_at_the_timeout_while_others_connect(ctx):
+    # 100 clients finish TLS and send 2 KB of a request head that never
+    # ends: a good client still gets through at once, and every stalled
+    # one is closed at --hello-timeout (1 s), counted as timeout.
+    import time
+    from harness import free_port
+    mport = free_port()
+    b, m = ws_pair(ctx, "--hello-timeout", "1", "--metrics", "127.0.0.1:%d" % mport)
+    partial = upgrade_request(extra="X-Pad: %s\r\n" % ("p" * 2000))[0][:2100]
+    rss0 = m.rss_kb()
+    stalled = []
+    for _ in range(100):
+        c = WsConn(ctx, m)
+        c.send(partial)
+        stalled.append(c)
+    rss1 = m.rss_kb()
+    t0 = time.monotonic()
+    got = paho_ws(ctx, m, "itest/ws/live", b"not stalled", client_id="live")
+    took = time.monotonic() - t0
+    check(got == ("ok", b"not stalled") and took < 2, "the good client got %r in %.2fs" % (got, took))
+    for c in stalled:
+        check(c.s.recv(10) == b"", "a stalled upgrade was answered")
+    lines = [l for l in m.wait_close(101) if l.get("reason") == "ws_upgrade_timeout"]
+    check(len(lines) == 100, "%d stalled upgrades closed at the timeout, not 100" % len(lines))
+    v, _ = _metrics(mport)
+    check(v.get('mqtls_ws_upgrades_total{result="timeout"}') == 100, "timeouts counted: %r"
+          % v.get('mqtls_ws_upgrades_total{result="timeout"}'))
+    check(b.clients() == ["live"], "the broker saw %r" % b.clients())
+    ctx.notes.append("100 stalled upgrades: RSS %d -> %d KB (%.1f KB each while held)"
+                     % (rss0, rss1, (rss1 - rss0) / 100.0))
