@@ -89,6 +89,9 @@ int ws_forward_in(struct session *s, uint8_t *p, size_t *n)
 		}
 		*n = r.out;
 		s->flags |= F_CLIENT_EOF;
+		/* forward.c counts only what a read that goes on brought. */
+		s->bytes_in += r.out;
+		counter_add(&s->w->metrics.bytes[BYTES_CLIENT_TO_BROKER], r.out);
 		return 0;
 	}
 }

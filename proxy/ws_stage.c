@@ -92,6 +92,17 @@ void ws_raw_clear(struct ws_conn *w)
 	w->raw_busy = 0;
 }
 
+/* The byte mover counted the request's bytes as client->broker plaintext
+ * (it reads them before anyone knows they are HTTP): they are not MQTT and
+ * never reach the broker, so they come off the session's and the
+ * worker's counts. */
+static void uncount(struct session *s, size_t n)
+{
+	n = n < s->bytes_in ? n : (size_t)s->bytes_in;
+	s->bytes_in -= n;
+	counter_add(&s->w->metrics.bytes[BYTES_CLIENT_TO_BROKER], (uint64_t)0 - n);
+}
+
 /* Frames the client sent right behind its request (it should wait for
  * the 101, RFC 6455 4.1, but may not) are decoded in place like any. */
 static int decode_rest(struct session *s)
@@ -104,7 +115,10 @@ static int decode_rest(struct session *s)
 	/* The queue owns these bytes and nothing else points into them. */
 	if ((p = (uint8_t *)bufq_pullup(&s->to_up, session_blocks(s), rest)) == NULL)
 		return 0;
-	(void)ws_forward_in(s, p, &n);
+	/* A close in there counted its MQTT bytes once more: they were
+	 * counted as the request's already. */
+	if (!ws_forward_in(s, p, &n))
+		uncount(s, n);
 	bufq_truncate(&s->to_up, session_blocks(s), n);
 	return 1;
 }
@@ -127,6 +141,7 @@ enum ws_step ws_stage_upgrade(struct session *s, const char **reason)
 	case WS_UPGRADE_REFUSE:
 		*reason = refusal(s, &u);
 		session_log_refusal(s, *reason, u.why);
+		uncount(s, have);
 		bufq_clear(&s->to_up, session_blocks(s));
 		/* Without memory for the answer the close alone says it. */
 		(void)ws_raw_set(w, answer, ws_upgrade_refuse(&u, answer, sizeof(answer)));
@@ -141,6 +156,7 @@ enum ws_step ws_stage_upgrade(struct session *s, const char **reason)
 	w->upgraded = 1;
 	if (!decode_rest(s))
 		return WS_STEP_OOM;
+	uncount(s, have - bufq_len(&s->to_up));
 	return WS_STEP_OK;
 }
 
@@ -148,6 +164,7 @@ void ws_stage_abandoned(struct session *s, const char *reason)
 {
 	if (s->ws == NULL)
 		return;
+	uncount(s, bufq_len(&s->to_up));
 	count(s, reason && strcmp(reason, "ws_upgrade_timeout") == 0 ? WSU_TIMEOUT : WSU_ABORTED);
 }
 

@@ -180,6 +180,9 @@ def websockets_fragmented_frames_across_tls_records_carry_mqtt_and_pings_are_ans
     check(c.s.recv(10) == b"", "mqtls did not close after the close handshake")
     l = close_line(m, "ws_closed")
     check(l.get("client_id") == "raw-ws" and l.get("transport") == "ws", "close line %r" % l)
+    # in= counts the MQTT bytes, not the HTTP request nor the frame headers.
+    mqtt_in = len(w.connect(client_id="raw-ws")) + len(sub) + len(pub) + len(w.disconnect())
+    check(l.get("in") == str(mqtt_in), "in=%s, not the %d MQTT bytes sent" % (l.get("in"), mqtt_in))
 
 
 @test

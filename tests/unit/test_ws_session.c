@@ -271,6 +271,37 @@ static void test_connect_frame_in_the_record_of_the_request_is_forwarded(void **
 	bytes_free(&b);
 }
 
+/* The request, a CONNECT frame and a close in one record: the broker gets
+ * the CONNECT, the client the 101 and its close echoed, and the close line
+ * counts the MQTT bytes only (not the request, not the frame headers). */
+static void test_request_connect_and_close_in_one_record_count_only_the_mqtt_bytes(void **state)
+{
+	static const uint8_t body[] = { 0x03, 0xe8 };
+	struct fx *f = FX(state);
+	struct bytes b = { 0 };
+	struct client *c;
+	struct pkt p;
+	char in[32];
+
+	ws_start(f, &(struct fx_opts){ 0 });
+	c = ws_client(f);
+	bytes_add(&b, REQUEST, sizeof(REQUEST) - 1);
+	mk_connect(&p, 4, "c1", NULL, NULL);
+	ws_frame(&b, 0x2, 1, p.b, p.n, 7);
+	ws_frame(&b, 0x8, 1, body, sizeof(body), 8);
+	client_send(c, b.p, b.len);
+	pump(f);
+	assert_broker_got(&f->b, p.b, p.n);
+	assert_true(c->got.len == sizeof(ANSWER_101) - 1 + 4);
+	assert_memory_equal(c->got.p + sizeof(ANSWER_101) - 1, "\x88\x02\x03\xe8", 4);
+	advance(f, 10);
+	pump(f);
+	assert_gone(f, c);
+	snprintf(in, sizeof(in), " in=%zu ", p.n);
+	assert_true(log_has(f, in));
+	bytes_free(&b);
+}
+
 /* ---- broker bytes towards the client --------------------------------------------- */
 
 /* The broker's burst waits while the client does not read (the proxy
@@ -328,6 +359,8 @@ static void test_client_close_is_echoed_and_ends_the_session(void **state)
 	static const uint8_t disconnect[] = { 0xe0, 0x00 };
 	struct server_frames got;
 	struct client *c;
+	struct pkt p;
+	char in[32];
 
 	ws_start(f, &(struct fx_opts){ 0 });
 	c = ws_forwarding_client(f, 4);
@@ -343,6 +376,10 @@ static void test_client_close_is_echoed_and_ends_the_session(void **state)
 	assert_close_frame(&got, 1000);
 	assert_true(c->notify);
 	assert_close_line(f, c, "forwarding", "ws_closed");
+	/* The CONNECT and the DISCONNECT: MQTT bytes only. */
+	mk_connect(&p, 4, "c1", NULL, NULL);
+	snprintf(in, sizeof(in), " in=%zu ", p.n + sizeof(disconnect));
+	assert_true(log_has(f, in));
 	bytes_free(&got.payload);
 	bytes_free(&fr);
 	bytes_free(&pub);
@@ -489,6 +526,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_upgrade_and_frames_cut_at_every_byte_reach_the_broker_as_plain_mqtt),
 		T(test_connect_frame_in_the_record_of_the_request_is_forwarded),
+		T(test_request_connect_and_close_in_one_record_count_only_the_mqtt_bytes),
 		T(test_a_client_that_stops_reading_gets_every_broker_byte_framed),
 		T(test_client_close_is_echoed_and_ends_the_session),
 		T(test_shutdown_sends_a_framed_disconnect_0x8b_then_close_1001),
