@@ -616,8 +616,8 @@ static void connect_step(struct session *s)
 	auth_step(s, session_auth_start(s, &c, pkt, len));
 }
 
-/* WS_UPGRADE: the request may be complete now; once answered, the MQTT
- * bytes that followed it may hold the CONNECT already. */
+/* WS_UPGRADE: the request may be complete now; once answered, the frames
+ * that followed it (decoded by the byte mover) may hold the CONNECT. */
 static void ws_upgrade_step(struct session *s)
 {
 	const char *reason = NULL;
@@ -634,6 +634,10 @@ static void ws_upgrade_step(struct session *s)
 		return;
 	case WS_STEP_OK:
 		break;
+	}
+	if (!ws_forward_rest(s)) {
+		session_close(s, "out_of_memory");
+		return;
 	}
 	s->state = S_AWAIT_CONNECT;
 	set_timer(s, &s->w->proxy->connect_timeout);

@@ -260,6 +260,9 @@ enum fwd forward_up_out(struct session *s);
  * Returns 1, or 0 when the client's stream ended (a close frame or a
  * protocol error: F_CLIENT_EOF is set, the close answer queued). */
 int ws_forward_in(struct session *s, uint8_t *p, size_t *n);
+/* Decodes in place the frames that followed the upgrade request in to_up
+ * (a client may send them before the 101). Returns 1, or 0 without memory. */
+int ws_forward_rest(struct session *s);
 /* forward_client_out for WebSocket sessions: the upgrade answer, pongs,
  * to_client as binary frames (headers written in place), the close frame. */
 enum fwd ws_forward_out(struct session *s);
@@ -268,7 +271,7 @@ enum fwd ws_forward_out(struct session *s);
 
 enum ws_step {
 	WS_STEP_NEED_MORE,  /* the request head has not ended yet */
-	WS_STEP_OK,         /* the 101 is queued; to_up holds the MQTT bytes that followed */
+	WS_STEP_OK,         /* the 101 is queued; to_up holds the frames that followed */
 	WS_STEP_REFUSE,     /* the 4xx answer is queued, the refusal logged; *reason says why */
 	WS_STEP_OOM,
 };

@@ -96,6 +96,28 @@ int ws_forward_in(struct session *s, uint8_t *p, size_t *n)
 	}
 }
 
+int ws_forward_rest(struct session *s)
+{
+	size_t rest = bufq_len(&s->to_up), n = rest;
+	uint8_t *p;
+
+	if (rest == 0)
+		return 1;
+	/* The queue owns these bytes and nothing else points into them. */
+	if ((p = (uint8_t *)bufq_pullup(&s->to_up, session_blocks(s), rest)) == NULL)
+		return 0;
+	/* They were counted as read, framed; what they carry counts instead
+	 * (ws_forward_in counts it itself when the stream ends there). */
+	s->bytes_in -= rest < s->bytes_in ? rest : s->bytes_in;
+	counter_add(&s->w->metrics.bytes[BYTES_CLIENT_TO_BROKER], (uint64_t)0 - rest);
+	if (ws_forward_in(s, p, &n)) {
+		s->bytes_in += n;
+		counter_add(&s->w->metrics.bytes[BYTES_CLIENT_TO_BROKER], n);
+	}
+	bufq_truncate(&s->to_up, session_blocks(s), n);
+	return 1;
+}
+
 /* One SSL_write; on WANT_* the caller retries with the same bytes. */
 static enum tls_io put(struct session *s, const void *p, size_t len)
 {

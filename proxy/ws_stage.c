@@ -103,26 +103,6 @@ static void uncount(struct session *s, size_t n)
 	counter_add(&s->w->metrics.bytes[BYTES_CLIENT_TO_BROKER], (uint64_t)0 - n);
 }
 
-/* Frames the client sent right behind its request (it should wait for
- * the 101, RFC 6455 4.1, but may not) are decoded in place like any. */
-static int decode_rest(struct session *s)
-{
-	size_t rest = bufq_len(&s->to_up), n = rest;
-	uint8_t *p;
-
-	if (rest == 0)
-		return 1;
-	/* The queue owns these bytes and nothing else points into them. */
-	if ((p = (uint8_t *)bufq_pullup(&s->to_up, session_blocks(s), rest)) == NULL)
-		return 0;
-	/* A close in there counted its MQTT bytes once more: they were
-	 * counted as the request's already. */
-	if (!ws_forward_in(s, p, &n))
-		uncount(s, n);
-	bufq_truncate(&s->to_up, session_blocks(s), n);
-	return 1;
-}
-
 enum ws_step ws_stage_upgrade(struct session *s, const char **reason)
 {
 	struct ws_conn *w = s->ws;
@@ -153,10 +133,10 @@ enum ws_step ws_stage_upgrade(struct session *s, const char **reason)
 		return WS_STEP_OOM;
 	count(s, WSU_OK);
 	bufq_drain(&s->to_up, session_blocks(s), u.request_len);
+	uncount(s, u.request_len);
+	/* What followed the request is frames: the byte mover decodes them
+	 * (ws_forward_rest), as it will decode all that comes next. */
 	w->upgraded = 1;
-	if (!decode_rest(s))
-		return WS_STEP_OOM;
-	uncount(s, have - bufq_len(&s->to_up));
 	return WS_STEP_OK;
 }
 
