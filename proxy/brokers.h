@@ -62,6 +62,7 @@ int brokers_start(struct brokers *b, long probe_timeout_ms);
 /* Stops the thread (if started) and frees the set. NULL is a no-op. */
 void brokers_free(struct brokers *b);
 
+/* How many brokers --upstream named (1 to CONFIG_MAX_LIST). */
 int brokers_count(const struct brokers *b);
 /* The --upstream text of broker |i|, for logs and metric labels. */
 const char *brokers_spec(const struct brokers *b, int i);
