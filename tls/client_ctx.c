@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "tls/client_ctx.h"
+#include "tls/load_errors.h"
 
 /*
  * Certificates are kept as the server sent them (TLS_with_buffers_method):
@@ -158,29 +159,6 @@ long tls_client_verify_result(const SSL *ssl)
 	return (long)(intptr_t)SSL_get_ex_data(ssl, verify_index);
 }
 
-static void last_error(char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		snprintf(buf, len, "unknown error");
-	else
-		snprintf(buf, len, "%s", ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "unknown error");
-	ERR_clear_error();
-}
-
-static int readable(const char *flag, const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL) {
-		snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
-		return 0;
-	}
-	fclose(f);
-	return 1;
-}
-
 /* The chain (as buffers) and key of --upstream-cert / --upstream-key; the
  * key must be the leaf's. */
 static int load_client_cert(SSL_CTX *ctx, const struct tls_client_opts *o, char *err, size_t errlen)
@@ -195,7 +173,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct tls_client_opts *o, char 
 
 	snprintf(cflag, sizeof(cflag), "%s-cert", o->flag_prefix);
 	snprintf(kflag, sizeof(kflag), "%s-key", o->flag_prefix);
-	if (!readable(cflag, o->cert_file, err, errlen) || !readable(kflag, o->key_file, err, errlen) ||
+	if (!tls_file_readable(cflag, o->cert_file, err, errlen) || !tls_file_readable(kflag, o->key_file, err, errlen) ||
 	    (b = BIO_new_file(o->cert_file, "r")) == NULL)
 		goto out;
 	while (n < CHAIN_MAX && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
@@ -216,7 +194,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct tls_client_opts *o, char 
 			X509_free(x);
 	}
 	if (leaf == NULL) {
-		last_error(e, sizeof(e));
+		tls_take_error(e, sizeof(e));
 		snprintf(err, errlen, "%s %s: not a PEM certificate chain (%s)", cflag, o->cert_file, e);
 		goto out;
 	}
@@ -224,7 +202,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct tls_client_opts *o, char 
 	BIO_free(b);
 	if ((b = BIO_new_file(o->key_file, "r")) == NULL ||
 	    (key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL) {
-		last_error(e, sizeof(e));
+		tls_take_error(e, sizeof(e));
 		snprintf(err, errlen, "%s %s: not a usable PEM private key (%s)", kflag, o->key_file, e);
 		goto out;
 	}
@@ -235,7 +213,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct tls_client_opts *o, char 
 		goto out;
 	}
 	if (!SSL_CTX_set_chain_and_key(ctx, chain, n, key, NULL)) {
-		last_error(e, sizeof(e));
+		tls_take_error(e, sizeof(e));
 		snprintf(err, errlen, "%s %s: cannot use it (%s)", cflag, o->cert_file, e);
 		goto out;
 	}
@@ -262,7 +240,7 @@ SSL_CTX *tls_client_ctx_new(const struct tls_client_opts *o, char *err, size_t e
 		snprintf(err, errlen, "cannot allocate TLS ex_data index");
 		goto err;
 	}
-	if (!readable(o->ca_file ? caflag : "system CA bundle", ca, err, errlen))
+	if (!tls_file_readable(o->ca_file ? caflag : "system CA bundle", ca, err, errlen))
 		goto err;
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -274,7 +252,7 @@ SSL_CTX *tls_client_ctx_new(const struct tls_client_opts *o, char *err, size_t e
 		goto err;
 	}
 	if (!X509_STORE_load_locations(st->store, ca, NULL)) {
-		last_error(e, sizeof(e));
+		tls_take_error(e, sizeof(e));
 		snprintf(err, errlen, "%s %s: no usable CA certificate (%s)",
 		         o->ca_file ? caflag : "system CA bundle", ca, e);
 		goto err;

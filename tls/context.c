@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "tls/context.h"
+#include "tls/load_errors.h"
 #include "tls/peer.h"
 #include "tls/resume.h"
 #include "tls/ticket_keys.h"
@@ -21,31 +22,6 @@ static const char tls12_ciphers[] =
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-static void last_ssl_error(char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		snprintf(buf, len, "unknown error");
-	else
-		ERR_error_string_n(e, buf, len);
-	ERR_clear_error();
-}
-
-/* A readable-file check first gives a plain "No such file" instead of a
- * BoringSSL error code for the most common mistake. */
-static int check_readable(const char *flag, const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL) {
-		snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
-		return 0;
-	}
-	fclose(f);
-	return 1;
-}
 
 /* Refuses to start with a leaf that is expired or not yet valid: a proxy
  * that starts anyway only fails later, on every client. */
@@ -124,12 +100,12 @@ static int setup_client_certs(SSL_CTX *ctx, const struct tls_server_opts *o, cha
 	STACK_OF(X509_NAME) *names;
 	int mode = SSL_VERIFY_PEER;
 
-	if (!check_readable("--client-ca", o->client_ca_file, err, errlen))
+	if (!tls_file_readable("--client-ca", o->client_ca_file, err, errlen))
 		return 0;
 	if (!SSL_CTX_load_verify_locations(ctx, o->client_ca_file, NULL)) {
 		char e[160];
 
-		last_ssl_error(e, sizeof(e));
+		tls_take_error(e, sizeof(e));
 		snprintf(err, errlen, "--client-ca %s: no usable CA certificate (%s)", o->client_ca_file, e);
 		return 0;
 	}
@@ -159,8 +135,8 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t e
 	SSL_CTX *ctx = NULL;
 	char e[160];
 
-	if (!check_readable("--cert", o->cert_file, err, errlen) ||
-	    !check_readable("--key", o->key_file, err, errlen))
+	if (!tls_file_readable("--cert", o->cert_file, err, errlen) ||
+	    !tls_file_readable("--key", o->key_file, err, errlen))
 		goto err;
 	if (!tls_peer_init()) {
 		snprintf(err, errlen, "cannot allocate TLS ex_data index");
@@ -179,7 +155,7 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t e
 		goto err;
 	}
 	if (!SSL_CTX_use_certificate_chain_file(ctx, o->cert_file)) {
-		last_ssl_error(e, sizeof(e));
+		tls_take_error(e, sizeof(e));
 		snprintf(err, errlen, "--cert %s: not a PEM certificate chain (%s)", o->cert_file, e);
 		goto err;
 	}
@@ -191,7 +167,7 @@ SSL_CTX *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t e
 		               (ERR_GET_REASON(code) == X509_R_KEY_TYPE_MISMATCH ||
 		                ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH);
 
-		last_ssl_error(e, sizeof(e));
+		tls_take_error(e, sizeof(e));
 		if (mismatch)
 			snprintf(err, errlen, "--key %s: does not match the certificate in %s",
 			         o->key_file, o->cert_file);
