@@ -954,7 +954,7 @@ void session_abort(struct session *s)
 struct session *session_new(struct worker *w, unsigned listener, int fd, const struct sockaddr *sa,
                             socklen_t salen)
 {
-	struct session *s = calloc(1, sizeof(*s));
+	struct session *s = slab_alloc(&w->session_slots);
 	SSL_CTX *ctx = NULL;
 	BIO *bio;
 
@@ -1004,7 +1004,7 @@ err:
 	if (s) {
 		SSL_free(s->ssl);
 		tls_sock_cleanup(&s->sock);
-		free(s);
+		slab_free(&w->session_slots, s);
 	}
 	close(fd);
 	return NULL;

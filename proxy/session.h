@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 struct session;
+struct slab_cache;
 struct worker;
 
 /* A doubly linked list of sessions, owned by a worker; new ones go to the
@@ -42,6 +43,9 @@ void session_shutdown(struct session *s);
 void session_abort(struct session *s);
 /* Frees a finished session (worker only). session_free(NULL) is a no-op. */
 void session_free(struct session *s);
+/* Prepares |c| to hold sessions: session_new takes them from its worker's
+ * cache, session_free gives them back (proxy/slab.h says why). */
+void session_slots_init(struct slab_cache *c);
 
 /* Monotonic milliseconds at which |s| was accepted. */
 uint64_t session_started_ms(const struct session *s);

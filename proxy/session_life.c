@@ -136,6 +136,11 @@ int session_in_hello(const struct session *s)
 	return s->state == S_PROXY_HEADER || (s->state == S_HANDSHAKE && !s->peer.hello_seen);
 }
 
+void session_slots_init(struct slab_cache *c)
+{
+	slab_cache_init(c, sizeof(struct session));
+}
+
 void session_free(struct session *s)
 {
 	if (s == NULL)
@@ -152,5 +157,5 @@ void session_free(struct session *s)
 	acl_session_free(s->acl);
 	free(s->client_id);
 	s->magic = 0;
-	free(s);
+	slab_free(&s->w->session_slots, s);
 }

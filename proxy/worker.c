@@ -419,6 +419,7 @@ int worker_init(struct worker *w, int id, struct proxy *p, struct address *bound
 	}
 	/* 1 MB of free blocks at most: what a few busy sessions cycle through. */
 	blk_cache_init(&w->blocks, 32);
+	session_slots_init(&w->session_slots);
 	/* Every in-flight thing a table entry: handshakes and two per auth job. */
 	w->counts = counts_new((size_t)(p->cfg->max_handshakes + 2 * p->cfg->max_auth_queue + 16));
 	if (w->counts == NULL) {
@@ -504,4 +505,5 @@ void worker_cleanup(struct worker *w)
 	counts_free(w->counts);
 	w->counts = NULL;
 	blk_cache_cleanup(&w->blocks);
+	slab_cache_cleanup(&w->session_slots);
 }

@@ -19,6 +19,7 @@
 #include "proxy/pool.h"
 #include "proxy/proxy.h"
 #include "proxy/session.h"
+#include "proxy/slab.h"
 
 struct session;
 struct counts;
@@ -49,6 +50,7 @@ struct worker {
 	long n_handshakes;                 /* on the handshaking list */
 	struct counts *counts;             /* owned: in-flight counts per address / user */
 	struct blk_cache blocks;           /* owned: free buffer blocks of this worker's sessions */
+	struct slab_cache session_slots;   /* owned: the memory of this worker's sessions */
 	struct metrics metrics;            /* written by this worker only, read by /metrics */
 	struct event ev_tick;              /* once a second: the heartbeat /healthz reads */
 	struct event ev_drain;             /* activated from the main thread: stop accepting */
