@@ -34,10 +34,14 @@ class Fail(AssertionError):
     pass
 
 
-def test(fn=None, *, timeout=30):
-    """Register a test function taking a Ctx. The name is the function name."""
+def test(fn=None, *, timeout=30, alone=False):
+    """Register a test function taking a Ctx. The name is the function name.
+    alone=True: the test measures latency or time against a bound, so
+    run.py runs it by itself once the others are done, not beside another
+    test competing for the same two cores."""
     def reg(f):
         f.timeout = timeout
+        f.alone = alone
         TESTS.append(f)
         return f
     return reg(fn) if fn else reg

@@ -250,7 +250,7 @@ def sighup_with_a_damaged_users_file_keeps_the_previous_one(ctx):
     A.expect_admitted(ctx, m, b, 5, "alice-3", "alice", username="alice", password=ALICE)
 
 
-@test(timeout=40)
+@test(timeout=40, alone=True)
 def slow_password_checks_do_not_stall_other_connections(ctx):
     import threading
     b = A.auth_broker(ctx)
@@ -371,7 +371,7 @@ def failure_delay_is_per_address_and_does_not_hold_up_others(ctx):
           "%.2fs penalty" % (ok.code, good, slow["t"]))
 
 
-@test
+@test(alone=True)
 def unknown_user_takes_as_long_as_a_wrong_password(ctx):
     # Users cannot be enumerated by timing: with only slow entries in the
     # file (210,000 PBKDF2 iterations), an unknown user costs the same check.

@@ -347,7 +347,7 @@ class RssSampler:
 RSS_LIMIT_KB = 150 * 1024
 
 
-@test(timeout=150 if STRESS else 60)
+@test(timeout=150 if STRESS else 60, alone=True)
 def hostile_password_storm_keeps_memory_bounded_and_the_real_user_in(ctx):
     if ASAN:
         # ASan keeps up to 256 MB of freed memory in its quarantine, and this
@@ -706,7 +706,7 @@ def _flood(ctx, port, rate, secs, tls, tag):
     return json.loads(out.read_text())
 
 
-@test(timeout=300 if STRESS else 60)
+@test(timeout=300 if STRESS else 60, alone=True)
 def hostile_handshake_flood_keeps_live_latency_near_the_direct_broker(ctx):
     check(BENCH.exists(), "mqtls-bench not found at %s" % BENCH)
     # Without it mosquitto's own Nagle delays put a 40 ms floor on both paths.
