@@ -33,11 +33,12 @@ def _client(ctx, cert, version):
     return ctx.client_context(cert=tuple(map(str, cert)) if cert else None, minv=version, maxv=version)
 
 
-def _mqtt(ctx, sslctx, host, port, client_id, session=None):
-    """TLS (offering |session|) and CONNECT/CONNACK: (session, reused).
-    TLS 1.3 tickets come after the handshake, so the session is read after
-    the CONNACK."""
-    raw = socket.create_connection((host, port), timeout=5)
+def _mqtt(ctx, sslctx, host, port, client_id, session=None, src=None):
+    """TLS (offering |session|) and CONNECT/CONNACK from address |src|:
+    (session, reused). TLS 1.3 tickets come after the handshake, so the
+    session is read after the CONNACK."""
+    raw = socket.create_connection((host, port), timeout=5,
+                                   source_address=(src, 0) if src else None)
     s = ctx.note_socket(sslctx.wrap_socket(raw, server_hostname="localhost", session=session))
     s.sendall(w.connect(4, client_id=client_id))
     t, _, body = w.Reader(s).read(5)
@@ -101,10 +102,17 @@ def mtls_sessions_resume_with_the_identity_and_clients_without_certificate_resum
     ctx.notes.append("TLS 1.2 and 1.3: resumed with the CN as username, and without certificate")
 
 
+# The devices' address: HAProxy itself connects to the replicas from 127.0.0.1.
+DEVICE = "127.0.0.7"
+
+
 def _haproxy_roundrobin(ctx, replicas):
+    """A real HAProxy in mode tcp, round robin over |replicas|, each server
+    line with send-proxy-v2 (the replicas run with --accept-proxy)."""
     port = free_port()
     conf = ctx.dir / "haproxy.cfg"
-    servers = "".join("  server m%d %s:%d\n" % (i, r.host, r.port) for i, r in enumerate(replicas))
+    servers = "".join("  server m%d %s:%d send-proxy-v2\n" % (i, r.host, r.port)
+                      for i, r in enumerate(replicas))
     conf.write_text(
         "global\n  maxconn 200\n  nbthread 1\n"
         "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
@@ -128,23 +136,35 @@ def replicas_behind_haproxy_sharing_ticket_keys_resume_each_others_mtls_sessions
     ca = _CA(ctx.dir, "ca", "replica test CA")
     dev = ca.issue(ctx.dir, "dev", "dev-cn-7", "ext_client")
     brokers = [FakeBroker(ctx), FakeBroker(ctx)]
-    replicas = [ctx.mqtls("--client-ca", ca.cert, "--client-cert", "required", "--identity-as-username",
-                          "cn", "--ticket-keys", keys, upstream=fb.upstream) for fb in brokers]
+    replicas = [ctx.mqtls("--accept-proxy", "--client-ca", ca.cert, "--client-cert", "optional",
+                          "--identity-as-username", "cn", "--allow-anonymous", "--ticket-keys", keys,
+                          upstream=fb.upstream) for fb in brokers]
     port = _haproxy_roundrobin(ctx, replicas)
     seen = lambda: [len(fb.connects) for fb in brokers]
     for v in VERSIONS:
-        c = _client(ctx, dev, v)
-        before = seen()
-        sess, _ = _mqtt(ctx, c, "127.0.0.1", port, "full")
-        first = [a - b for a, b in zip(seen(), before)].index(1)
-        _, reused = _mqtt(ctx, c, "127.0.0.1", port, "resumed", sess)
-        after = [a - b for a, b in zip(wait_until(lambda: seen() if sum(seen()) == sum(before) + 2 else None,
-                                                  5, "both CONNECTs"), before)]
-        check(after[1 - first] == 1, "%s: both connections went to replica %d" % (_vname(v), first))
-        check(reused, "%s: replica %d did not resume replica %d's session" % (_vname(v), 1 - first, first))
-        check(brokers[1 - first].connects[-1] == _want("resumed", "dev-cn-7"),
-              "%s: the resumed CONNECT was %r" % (_vname(v), brokers[1 - first].connects[-1]))
-    ctx.notes.append("HAProxy round robin: each replica resumed the other's mTLS session with its CN")
+        for cert, user in ((dev, "dev-cn-7"), (None, None)):
+            tag = "%s, %s" % (_vname(v), "client certificate" if cert else "no certificate")
+            c = _client(ctx, cert, v)
+            before = seen()
+            sess, _ = _mqtt(ctx, c, "127.0.0.1", port, "full", src=DEVICE)
+            first = [a - b for a, b in zip(wait_until(
+                lambda: seen() if sum(seen()) == sum(before) + 1 else None, 5, "the first CONNECT"),
+                before)].index(1)
+            _, reused = _mqtt(ctx, c, "127.0.0.1", port, "resumed", sess, src=DEVICE)
+            after = [a - b for a, b in zip(wait_until(
+                lambda: seen() if sum(seen()) == sum(before) + 2 else None, 5, "both CONNECTs"),
+                before)]
+            check(after[1 - first] == 1, "%s: both connections went to replica %d" % (tag, first))
+            check(reused, "%s: replica %d did not resume replica %d's session" % (tag, 1 - first, first))
+            check(brokers[1 - first].connects[-1] == _want("resumed", user),
+                  "%s: the resumed CONNECT was %r" % (tag, brokers[1 - first].connects[-1]))
+    # The PROXY header, not HAProxy's own connection (from 127.0.0.1),
+    # named the client: every close line has the device's address.
+    for r in replicas:
+        peers = [c.get("peer", "") for c in r.close_lines() if c.get("client_id") in ("full", "resumed")]
+        check(peers and all(p.startswith(DEVICE + ":") for p in peers), "peers logged: %r" % peers)
+    ctx.notes.append("HAProxy (send-proxy-v2) round robin: each replica resumed the other's session, "
+                     "TLS 1.2 and 1.3, with the CN and without a certificate")
 
 
 @test(timeout=60)
