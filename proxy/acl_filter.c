@@ -72,6 +72,7 @@ void acl_session_free(struct acl_session *a)
 	hold_clear(&a->up_held);
 	hold_clear(&a->down_held);
 	hold_clear(&a->backlog);
+	free(a->order);
 	for (int i = 0; i < a->n_merges; i++)
 		free(a->merges[i].keep);
 	free(a->aliases);
@@ -154,15 +155,87 @@ static int at_boundary(const struct acl_io *io)
 	return f && !f->lost && f->state == 0 && f->total > 0;
 }
 
+/* What an answer decided now waits for: the newest PUBLISH sent up and
+ * not acknowledged yet, and all before it (0: none). */
+static uint64_t need_now(const struct acl_session *a)
+{
+	const struct acl_order *o = a->order;
+
+	return o == NULL || o->n == 0 ? 0 : o->ring[o->n - 1].seq + 1;
+}
+
+/* The |n| bytes just appended to the backlog (which held |len| before)
+ * wait for |need|. Bytes past the last gate wait for nothing but what is
+ * before them. */
+static void gate(struct acl_session *a, size_t len, size_t n, uint64_t need)
+{
+	struct acl_order *o = a->order;
+	struct acl_gate *last;
+
+	if (o == NULL)
+		return;
+	last = o->n_gates > 0 ? &o->gates[o->n_gates - 1] : NULL;
+	if (need == 0 && (last == NULL || last->end < len))
+		return;
+	if (last && last->end == len && last->need >= need) {
+		last->end = len + n;
+	} else if (o->n_gates < ACL_MAX_GATES) {
+		o->gates[o->n_gates++] = (struct acl_gate){ len + n, need };
+	} else {
+		last->end = len + n;
+		if (last->need < need)
+			last->need = need;
+	}
+}
+
+/* How many bytes at the front of the backlog may go now: those behind
+ * gates whose PUBLISHes were all acknowledged. */
+static size_t releasable(const struct acl_session *a)
+{
+	const struct acl_order *o = a->order;
+	uint8_t i = 0;
+
+	if (o == NULL || o->n == 0)
+		return a->backlog.len;
+	while (i < o->n_gates && o->gates[i].need <= o->ring[0].seq)
+		i++;
+	if (i == o->n_gates)
+		return a->backlog.len;
+	return i == 0 ? 0 : o->gates[i - 1].end;
+}
+
+/* The first |k| bytes of the backlog went to the client. */
+static void backlog_consume(struct acl_session *a, size_t k)
+{
+	struct acl_order *o = a->order;
+	uint8_t i = 0;
+
+	if (k == a->backlog.len) {
+		hold_clear(&a->backlog);
+	} else {
+		memmove(a->backlog.p, a->backlog.p + k, a->backlog.len - k);
+		a->backlog.len -= k;
+	}
+	if (o == NULL)
+		return;
+	while (i < o->n_gates && o->gates[i].end <= k)
+		i++;
+	memmove(o->gates, o->gates + i, (size_t)(o->n_gates - i) * sizeof(o->gates[0]));
+	o->n_gates = (uint8_t)(o->n_gates - i);
+	for (i = 0; i < o->n_gates; i++)
+		o->gates[i].end -= k;
+}
+
 /* Sends the |n| bytes at |p| (whole packets) to the client now if |down|
- * is at a boundary, else queues them. Returns 1/0 (out of memory, or too
- * much waiting). */
+ * is at a boundary and no PUBLISH sent up before awaits its ack, else
+ * queues them. Returns 1/0 (out of memory, or too much waiting). */
 static int answer(struct acl_session *a, const struct acl_io *io, const uint8_t *p, size_t n,
                   struct acl_report *rep)
 {
+	uint64_t need = need_now(a);
 	uint8_t *q;
 
-	if (a->backlog.len == 0 && at_boundary(io)) {
+	if (a->backlog.len == 0 && need == 0 && at_boundary(io)) {
 		if (!bufq_add(io->down, io->c, p, n))
 			return 0;
 		feed(io->framer, p, n);
@@ -173,8 +246,50 @@ static int answer(struct acl_session *a, const struct acl_io *io, const uint8_t 
 		return 0;
 	memcpy(q + a->backlog.len, p, n);
 	a->backlog.p = q;
+	gate(a, a->backlog.len, n, need);
 	a->backlog.len += n;
 	return 1;
+}
+
+/* An allowed QoS 1/2 PUBLISH goes up: remembered until its ack goes by.
+ * Returns 1, or 0 when out of memory. */
+static int track(struct acl_session *a, const struct acl_io *io, const struct mqtt_publish *p)
+{
+	struct acl_order *o = a->order;
+
+	if (o == NULL && (o = a->order = calloc(1, sizeof(*o))) == NULL)
+		return 0;
+	/* The same id again before its ack is a resend (or a client error):
+	 * the broker's ack for the first one is the one that orders. */
+	for (uint8_t i = 0; i < o->n; i++)
+		if (o->ring[i].packet_id == p->packet_id)
+			return 1;
+	if (o->n == ACL_MAX_INFLIGHT) {
+		if (io->m)
+			counter_add(&io->m->acl_ack_untracked, 1);
+		log_warn("acl: %d QoS 1/2 PUBLISHes await the broker's ack; packet id %u goes up unremembered, and an "
+		         "answer of mqtls's may overtake its ack", ACL_MAX_INFLIGHT, p->packet_id);
+		return 1;
+	}
+	o->ring[o->n++] = (struct acl_inflight){ o->next_seq++, p->packet_id,
+		                                 p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC };
+	return 1;
+}
+
+/* The broker's PUBACK or PUBREC (|type|) for |packet_id| goes by: the
+ * oldest PUBLISH it acknowledges is no longer waited for. An ack for
+ * nothing we sent is ignored. */
+static void acked(struct acl_session *a, uint8_t type, uint16_t packet_id)
+{
+	struct acl_order *o = a->order;
+
+	for (uint8_t i = 0; o && i < o->n; i++) {
+		if (o->ring[i].packet_id == packet_id && o->ring[i].ack == type) {
+			memmove(o->ring + i, o->ring + i + 1, (size_t)(o->n - i - 1) * sizeof(o->ring[0]));
+			o->n--;
+			return;
+		}
+	}
 }
 
 /* ---- client->broker ------------------------------------------------------------- */
@@ -262,6 +377,12 @@ static enum next on_publish(struct acl_session *a, const struct acl_io *io, size
 	}
 	count(io, 0, allowed);
 	if (allowed) {
+		/* With --acl-deny disconnect mqtls never answers a PUBLISH:
+		 * nothing to order. */
+		if (p->qos > 0 && !a->disconnect && !track(a, io, p)) {
+			*res = ACL_OOM;
+			return STOP;
+		}
 		mqtt_follow_decide(&a->up, 1);
 		return GO_ON;
 	}
@@ -455,7 +576,7 @@ oom:
 
 int acl_down_busy(const struct acl_session *a)
 {
-	return a->n_merges > 0 || a->backlog.len > 0 || a->down_held.len > 0;
+	return a->n_merges > 0 || a->backlog.len > 0 || a->down_held.len > 0 || (a->order && a->order->n > 0);
 }
 
 static void feed_range(const struct acl_io *io, size_t from, size_t n)
@@ -536,10 +657,34 @@ done:
 	return ok;
 }
 
+/* The broker packet starting at |pos| of |down| (which ends at |len|): if
+ * it is a PUBACK or PUBREC, the PUBLISH it acknowledges is no longer
+ * waited for. Returns 1 to go on, 0 when out of memory, -1 when the rest
+ * of |down| was held because the packet id is not all there yet. */
+static int note_ack(struct acl_session *a, const struct acl_io *io, size_t pos, size_t len)
+{
+	uint8_t hdr[7];
+	size_t hn = len - pos < sizeof(hdr) ? len - pos : sizeof(hdr);
+	struct mqtt_frame fr;
+	enum mqtt_frame_result r;
+
+	(void)bufq_copyout(io->down, pos, hdr, hn);
+	if ((hdr[0] >> 4) != MQTT_PUBACK && (hdr[0] >> 4) != MQTT_PUBREC)
+		return 1;
+	r = mqtt_frame_parse(hdr, hn, SIZE_MAX, &fr);
+	if (r == MQTT_FRAME_NEED_MORE || (r == MQTT_FRAME_OK && fr.remaining_len >= 2 && fr.header_len + 2 > hn))
+		/* A few bytes, held until the id is there: the client gets
+		 * nothing of the packet before it was noted. */
+		return hold_take(&a->down_held, io->down, io->c, pos) ? -1 : 0;
+	if (r == MQTT_FRAME_OK && fr.remaining_len >= 2)
+		acked(a, fr.type, (uint16_t)(hdr[fr.header_len] << 8 | hdr[fr.header_len + 1]));
+	return 1;
+}
+
 int acl_filter_down(struct acl_session *a, const struct acl_io *io, size_t from)
 {
 	struct mqtt_framer *f = io->framer;
-	size_t pos = from;
+	size_t pos = from, k;
 
 	if (f == NULL)
 		return 1;
@@ -551,17 +696,24 @@ int acl_filter_down(struct acl_session *a, const struct acl_io *io, size_t from)
 
 		if (f->lost)
 			return 1;
-		if (f->state == 0 && f->total > 0 && a->backlog.len > 0) {
-			/* Our own answers, at this boundary. */
-			if (!bufq_insert(io->down, io->c, pos, a->backlog.p, a->backlog.len))
+		if (f->state == 0 && f->total > 0 && a->backlog.len > 0 && (k = releasable(a)) > 0) {
+			/* Our own answers, at this boundary, once the acks they
+			 * wait for went by. */
+			if (!bufq_insert(io->down, io->c, pos, a->backlog.p, k))
 				return 0;
-			feed(f, a->backlog.p, a->backlog.len);
-			pos += a->backlog.len;
-			hold_clear(&a->backlog);
+			feed(f, a->backlog.p, k);
+			pos += k;
+			backlog_consume(a, k);
 			continue;
 		}
 		if (pos >= len)
 			return 1;
+		if (f->state == 0 && a->order && a->order->n > 0) {
+			int r = note_ack(a, io, pos, len);
+
+			if (r <= 0)
+				return r < 0;    /* -1: held until the id is whole */
+		}
 		if (f->state == 0 && a->n_merges > 0) {
 			uint8_t hdr[5];
 			size_t hn = len - pos < sizeof(hdr) ? len - pos : sizeof(hdr), plen;

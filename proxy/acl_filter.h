@@ -18,6 +18,15 @@
  * positions. The boundaries come from the session's one broker->client
  * framer (session_end.c's), which the filter feeds itself, a packet at a
  * time, only while it has such work pending.
+ *
+ * Acknowledgements stay in the order of the PUBLISHes (MQTT-4.6.0-2): the
+ * packet ids of allowed QoS 1/2 PUBLISHes sent up are remembered until the
+ * broker's PUBACK (QoS 1) or PUBREC (QoS 2) for them goes by, and an
+ * answer of mqtls's waits, behind a gate, until every one sent up before
+ * its PUBLISH was acknowledged. Only ACL_MAX_INFLIGHT are remembered: one
+ * more goes up unremembered (counted in mqtls_acl_ack_untracked_total), and
+ * an answer may then overtake the broker's for it. With --acl-deny
+ * disconnect nothing is remembered: mqtls never answers a PUBLISH then.
  */
 #ifndef PROXY_ACL_FILTER_H
 #define PROXY_ACL_FILTER_H
@@ -38,6 +47,11 @@
 #define ACL_MAX_MERGES 16
 /* Bytes of mqtls's own answers waiting for a broker packet to end. */
 #define ACL_MAX_BACKLOG (64u * 1024u)
+/* Allowed QoS 1/2 PUBLISHes followed until the broker acknowledges them. */
+#define ACL_MAX_INFLIGHT 64
+/* Distinct waits among the answers held back; more are merged into the
+ * last one (which then waits longer, never less). */
+#define ACL_MAX_GATES 16
 
 struct metrics;
 
@@ -51,6 +65,29 @@ struct acl_merge {
 	uint16_t packet_id;
 	uint32_t n;              /* filters in the client's SUBSCRIBE */
 	uint8_t *keep;           /* owned: n entries, 1 = went to the broker */
+};
+
+/* An allowed QoS 1/2 PUBLISH the broker has not acknowledged yet. */
+struct acl_inflight {
+	uint64_t seq;            /* order in which it went up */
+	uint16_t packet_id;
+	uint8_t ack;             /* what acknowledges it: MQTT_PUBACK or MQTT_PUBREC */
+};
+
+/* The backlog's bytes before |end| (and after the previous gate's) wait
+ * until no PUBLISH with a seq below |need| is unacknowledged. */
+struct acl_gate {
+	size_t end;
+	uint64_t need;
+};
+
+/* Allocated at the first allowed QoS 1/2 PUBLISH of a session. */
+struct acl_order {
+	struct acl_inflight ring[ACL_MAX_INFLIGHT];   /* oldest first */
+	struct acl_gate gates[ACL_MAX_GATES];
+	uint8_t n;
+	uint8_t n_gates;
+	uint64_t next_seq;
 };
 
 /* One session's ACL state; allocated only for sessions an ACL applies to. */
@@ -70,6 +107,7 @@ struct acl_session {
 	struct acl_hold down_held;   /* an incomplete SUBACK a merge waits for */
 	struct acl_hold backlog;     /* own answers waiting for a boundary */
 	struct acl_merge merges[ACL_MAX_MERGES];
+	struct acl_order *order;     /* owned, or NULL: no QoS 1/2 PUBLISH went up yet */
 	uint8_t *aliases;        /* owned: 2 bits per Topic Alias (known, allowed) */
 	uint32_t alias_cap;      /* aliases the array covers */
 };
@@ -120,13 +158,15 @@ enum acl_step acl_filter_up(struct acl_session *a, const struct acl_io *io, size
                             struct acl_report *rep);
 
 /* Whether broker->client bytes need the filter (a merge or an answer
- * waits, or a SUBACK is held); else the caller just feeds its framer. */
+ * waits, a SUBACK or an ack header is held, or a PUBLISH sent up awaits
+ * its ack); else the caller just feeds its framer. */
 int acl_down_busy(const struct acl_session *a);
 
 /*
  * Follows the broker bytes of |down| from offset |from| on (feeding the
- * framer with them), rewrites a SUBACK a merge waits for, and puts waiting
- * answers in at packet boundaries. Returns 1, or 0 when out of memory.
+ * framer with them), rewrites a SUBACK a merge waits for, notes the
+ * broker's PUBACKs and PUBRECs, and puts waiting answers in at packet
+ * boundaries once the acks they wait for went by. Returns 1, or 0 when out of memory.
  */
 int acl_filter_down(struct acl_session *a, const struct acl_io *io, size_t from);
 

@@ -251,6 +251,9 @@ void metrics_render(struct evbuffer *o, struct proxy *p, struct worker *const *w
 			evbuffer_add_printf(o, "mqtls_acl_decisions_total{packet=\"%s\",result=\"%s\"} %llu\n",
 			                    k == ACLP_PUBLISH ? "publish" : "subscribe", r ? "denied" : "allowed",
 			                    (unsigned long long)SUM(acl_decisions[k][r]));
+	head(o, "mqtls_acl_ack_untracked_total", "counter",
+	     "Allowed QoS 1/2 PUBLISHes sent up while the ACL already awaited 64 broker acks: an answer of mqtls's may overtake the broker's ack for them.");
+	evbuffer_add_printf(o, "mqtls_acl_ack_untracked_total %llu\n", (unsigned long long)SUM(acl_ack_untracked));
 	head(o, "mqtls_connections_refused_total", "counter",
 	     "Connections over a limit at accept: handshakes_per_ip is closed before TLS, the others get a CONNACK refusal.");
 	for (int r = 0; r < REFUSED_COUNT; r++)

@@ -93,6 +93,7 @@ struct metrics {
 	counter_t closed[CLOSE_REASONS];
 	counter_t ws_upgrades[WSU_COUNT];
 	counter_t acl_decisions[ACLP_COUNT][2];
+	counter_t acl_ack_untracked;        /* allowed QoS 1/2 PUBLISHes past the ACL's ack ring */
 	counter_t auth_queue;               /* gauge: slow checks queued or running */
 	counter_t heartbeat_ms;             /* gauge: the loop's last tick, monotonic ms */
 	struct histogram handshake_seconds;

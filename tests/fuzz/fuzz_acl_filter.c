@@ -11,7 +11,8 @@
  * Checked, beyond memory safety: after a client step the filter holds no
  * more than ACL_MAX_INSPECT bytes back; the framer the filter feeds never
  * counts fewer bytes than the broker queue holds; nothing goes up after a
- * step that ended the stream.
+ * step that ended the stream; the acks awaited and the gates on held
+ * answers stay within their bounds and cover only the backlog, in order.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +28,25 @@ static const char RULES[] =
 	"topic readwrite a/#\n"
 	"topic deny a/secret\n"
 	"pattern read dev/%u/%c/+\n";
+
+static void check_order(const struct acl_session *a)
+{
+	const struct acl_order *o = a->order;
+	size_t end = 0;
+
+	if (o == NULL)
+		return;
+	if (o->n > ACL_MAX_INFLIGHT || o->n_gates > ACL_MAX_GATES)
+		abort();
+	for (int i = 0; i < o->n_gates; i++) {
+		if (o->gates[i].end <= end || o->gates[i].end > a->backlog.len)
+			abort();
+		end = o->gates[i].end;
+	}
+	for (int i = 1; i < o->n; i++)
+		if (o->ring[i].seq <= o->ring[i - 1].seq)
+			abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -75,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (!f.lost && f.total < bufq_len(&down))
 				abort();
+			check_order(a);
 		} else {
 			struct acl_report rep;
 			size_t from, before;
@@ -89,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			if (ended && bufq_len(&up) > before)
 				abort();
+			check_order(a);
 			if (r == ACL_OOM)
 				break;
 			if (r != ACL_OK)

@@ -16,6 +16,7 @@
 #include "mqtt/packet.h"
 #include "proxy/acl_filter.h"
 #include "proxy/bufq.h"
+#include "proxy/metrics.h"
 #include "tests/unit/mqtt_bytes.h"
 
 static const char RULES[] =
@@ -383,6 +384,276 @@ static void test_malformed_refused(void **state)
 	(void)state;
 }
 
+/* ---- acknowledgements in the order of the PUBLISHes (MQTT-4.6.0-2) ---------- */
+
+/* A PUBACK (type 4) or PUBREC (type 5) for |id|; 5.0 with a reason code. */
+static void ack(struct pkt *out, uint8_t version, unsigned type, unsigned id, uint8_t rc)
+{
+	struct pkt body = { .n = 0 };
+
+	p_u16(&body, id);
+	if (version == 5)
+		p_u8(&body, rc);
+	p_frame(out, (uint8_t)(type << 4), &body);
+}
+
+/* mqtls's own answer to a denied PUBLISH: 5.0 carries 0x87, 3.1.1 nothing. */
+static void denial(struct pkt *out, uint8_t version, unsigned type, unsigned id)
+{
+	struct pkt body = { .n = 0 };
+
+	p_u16(&body, id);
+	if (version == 5)
+		p_u8(&body, 0x87);
+	p_frame(out, (uint8_t)(type << 4), &body);
+}
+
+/* Client PUBLISHes, each allowed (a/...) or denied (a/secret). */
+struct pub {
+	unsigned qos, id;
+	int allowed;
+};
+
+static void send_pubs(struct rig *r, uint8_t version, const struct pub *pubs, size_t n, struct pkt *want_up)
+{
+	struct acl_report rep;
+	struct pkt in = { .n = 0 }, p;
+
+	want_up->n = 0;
+	for (size_t i = 0; i < n; i++) {
+		publish(&p, version, pubs[i].allowed ? "a/ok" : "a/secret", pubs[i].qos, pubs[i].id, "payload");
+		append(&in, &p);
+		if (pubs[i].allowed)
+			append(want_up, &p);
+	}
+	assert_int_equal(feed_up(r, &in, in.n, &rep), ACL_OK);
+	assert_queue(&r->up, want_up);
+}
+
+/* An allowed QoS 1 PUBLISH the broker has not acknowledged, then a denied
+ * one: the 0x87 PUBACK goes only after the broker's PUBACK for the first,
+ * however the broker's bytes are cut; a broker PUBLISH before it changes
+ * nothing. Both protocol levels. */
+static void test_denial_waits_for_earlier_ack(void **state)
+{
+	static const struct pub pubs[] = { { 1, 1, 1 }, { 1, 2, 0 } };
+
+	for (uint8_t version = 4; version <= 5; version++) {
+		for (size_t step = 1; step <= 40; step++) {
+			struct rig r;
+			struct pkt up, down = { .n = 0 }, want = { .n = 0 }, p;
+
+			rig_init(&r, version, 0, 1);
+			send_pubs(&r, version, pubs, 2, &up);
+			assert_int_equal(bufq_len(&r.down), 0);
+			assert_true(acl_down_busy(r.a));
+			publish(&p, version, "public/x", 0, 0, "from the broker");
+			append(&down, &p);
+			ack(&p, version, 4, 1, 0);
+			append(&down, &p);
+			feed_down(&r, &down, step);
+			append(&want, &down);
+			denial(&p, version, 4, 2);
+			append(&want, &p);
+			assert_queue(&r.down, &want);
+			assert_false(acl_down_busy(r.a));
+			assert_int_equal(r.f.total, 4 + want.n);
+			assert_int_equal(r.f.state, 0);
+			rig_free(&r);
+		}
+	}
+	(void)state;
+}
+
+/* QoS 2: the broker's PUBREC is what orders (a PUBACK for the same id is
+ * not it); the denied QoS 2 gets its PUBREC after it. */
+static void test_denial_waits_for_pubrec(void **state)
+{
+	static const struct pub pubs[] = { { 2, 3, 1 }, { 2, 4, 0 } };
+
+	for (size_t step = 1; step <= 12; step++) {
+		struct rig r;
+		struct pkt up, down = { .n = 0 }, want = { .n = 0 }, p;
+
+		rig_init(&r, 5, 0, 1);
+		send_pubs(&r, 5, pubs, 2, &up);
+		ack(&p, 5, 4, 3, 0);    /* a PUBACK 3: not what QoS 2 waits for */
+		append(&down, &p);
+		feed_down(&r, &down, step);
+		assert_queue(&r.down, &down);
+		ack(&p, 5, 5, 3, 0);
+		append(&want, &down);
+		append(&want, &p);
+		feed_down(&r, &p, step);
+		denial(&p, 5, 5, 4);
+		append(&want, &p);
+		assert_queue(&r.down, &want);
+		assert_false(acl_down_busy(r.a));
+		rig_free(&r);
+	}
+	(void)state;
+}
+
+/* Several outstanding, acked out of order, with an ack for an id never
+ * sent in between: each answer goes right after the last ack it waits for. */
+static void test_several_outstanding_out_of_order(void **state)
+{
+	static const struct pub pubs[] = { { 1, 1, 1 }, { 2, 2, 1 }, { 1, 3, 0 }, { 1, 4, 1 }, { 2, 5, 0 },
+		                           { 1, 6, 0 } };
+
+	for (size_t step = 1; step <= 9; step += 4) {
+		struct rig r;
+		struct pkt up, want = { .n = 0 }, p;
+
+		rig_init(&r, 5, 0, 1);
+		send_pubs(&r, 5, pubs, 6, &up);
+		ack(&p, 5, 5, 2, 0);      /* 2 first: 1 is still waited for */
+		append(&want, &p);
+		feed_down(&r, &p, step);
+		ack(&p, 5, 4, 99, 0);     /* never sent: ignored */
+		append(&want, &p);
+		feed_down(&r, &p, step);
+		assert_queue(&r.down, &want);
+		ack(&p, 5, 4, 1, 0);      /* 3 waited for 1 and 2 */
+		append(&want, &p);
+		feed_down(&r, &p, step);
+		denial(&p, 5, 4, 3);
+		append(&want, &p);
+		assert_queue(&r.down, &want);
+		assert_true(acl_down_busy(r.a));
+		ack(&p, 5, 4, 4, 0);      /* 5 and 6 waited for 4 too */
+		append(&want, &p);
+		feed_down(&r, &p, step);
+		denial(&p, 5, 5, 5);
+		append(&want, &p);
+		denial(&p, 5, 4, 6);
+		append(&want, &p);
+		assert_queue(&r.down, &want);
+		assert_false(acl_down_busy(r.a));
+		rig_free(&r);
+	}
+	(void)state;
+}
+
+/* A packet id used again once the broker acknowledged it is a new
+ * PUBLISH; a denial behind it waits for the second ack. */
+static void test_packet_id_reuse(void **state)
+{
+	static const struct pub first[] = { { 1, 1, 1 } }, again[] = { { 1, 1, 1 }, { 1, 2, 0 } };
+	struct rig r;
+	struct pkt up, want = { .n = 0 }, p;
+
+	rig_init(&r, 4, 0, 1);
+	send_pubs(&r, 4, first, 1, &up);
+	bufq_clear(&r.up, &r.c);
+	ack(&p, 4, 4, 1, 0);
+	append(&want, &p);
+	feed_down(&r, &p, p.n);
+	assert_false(acl_down_busy(r.a));
+	send_pubs(&r, 4, again, 2, &up);
+	assert_queue(&r.down, &want);
+	ack(&p, 4, 4, 1, 0);
+	append(&want, &p);
+	feed_down(&r, &p, 1);
+	denial(&p, 4, 4, 2);
+	append(&want, &p);
+	assert_queue(&r.down, &want);
+	rig_free(&r);
+	(void)state;
+}
+
+/* Nothing is remembered, and the broker's bytes are not followed, for
+ * QoS 0, nor with --acl-deny disconnect (mqtls never answers a PUBLISH). */
+static void test_nothing_followed_without_answers(void **state)
+{
+	static const struct pub q0[] = { { 0, 0, 1 } }, q1[] = { { 1, 1, 1 } };
+	struct rig r;
+	struct pkt up;
+
+	rig_init(&r, 5, 0, 1);
+	send_pubs(&r, 5, q0, 1, &up);
+	assert_false(acl_down_busy(r.a));
+	rig_free(&r);
+	rig_init(&r, 5, 1, 1);
+	send_pubs(&r, 5, q1, 1, &up);
+	assert_false(acl_down_busy(r.a));
+	assert_null(r.a->order);
+	rig_free(&r);
+	(void)state;
+}
+
+/* More than ACL_MAX_INFLIGHT unacknowledged: the one past the ring goes
+ * up unremembered and counted; a denial waits for the remembered ones
+ * only (the documented limit), and still at a boundary. */
+static void test_ring_full(void **state)
+{
+	static struct metrics m;
+	struct pub pubs[ACL_MAX_INFLIGHT + 2];
+	struct rig r;
+	struct pkt up, want = { .n = 0 }, down = { .n = 0 }, p;
+
+	for (unsigned i = 0; i < ACL_MAX_INFLIGHT + 1; i++)
+		pubs[i] = (struct pub){ 1, i + 1, 1 };
+	pubs[ACL_MAX_INFLIGHT + 1] = (struct pub){ 1, 1000, 0 };
+	rig_init(&r, 5, 0, 1);
+	r.io.m = &m;
+	send_pubs(&r, 5, pubs, ACL_MAX_INFLIGHT + 2, &up);
+	assert_int_equal(counter_get(&m.acl_ack_untracked), 1);
+	assert_int_equal(r.a->order->n, ACL_MAX_INFLIGHT);
+	for (unsigned i = 1; i < ACL_MAX_INFLIGHT; i++) {
+		ack(&p, 5, 4, i, 0);
+		append(&down, &p);
+	}
+	feed_down(&r, &down, 7);
+	assert_queue(&r.down, &down);
+	append(&want, &down);
+	ack(&p, 5, 4, ACL_MAX_INFLIGHT, 0);
+	append(&want, &p);
+	feed_down(&r, &p, 1);
+	denial(&p, 5, 4, 1000);
+	append(&want, &p);
+	assert_queue(&r.down, &want);
+	assert_false(acl_down_busy(r.a));
+	rig_free(&r);
+	(void)state;
+}
+
+/* More distinct waits than ACL_MAX_GATES: the last ones merge, so answers
+ * wait longer but never go early, and all go in order in the end. */
+static void test_gates_merge(void **state)
+{
+	struct pub pubs[2 * (ACL_MAX_GATES + 4)];
+	size_t n = 0;
+	struct rig r;
+	struct pkt up, want = { .n = 0 }, p;
+
+	for (unsigned i = 0; i < ACL_MAX_GATES + 4; i++) {
+		pubs[n++] = (struct pub){ 1, 100 + i, 1 };
+		pubs[n++] = (struct pub){ 1, 200 + i, 0 };
+	}
+	rig_init(&r, 4, 0, 1);
+	send_pubs(&r, 4, pubs, n, &up);
+	for (unsigned i = 0; i < ACL_MAX_GATES + 4; i++) {
+		ack(&p, 4, 4, 100 + i, 0);
+		append(&want, &p);
+		feed_down(&r, &p, 2);
+		if (i < ACL_MAX_GATES - 1) {
+			denial(&p, 4, 4, 200 + i);
+			append(&want, &p);
+		} else if (i == ACL_MAX_GATES + 3) {
+			/* the merged ones went after the last ack any of them waited for */
+			for (unsigned k = ACL_MAX_GATES - 1; k < ACL_MAX_GATES + 4; k++) {
+				denial(&p, 4, 4, 200 + k);
+				append(&want, &p);
+			}
+		}
+		assert_queue(&r.down, &want);
+	}
+	assert_false(acl_down_busy(r.a));
+	rig_free(&r);
+	(void)state;
+}
+
 /* bufq editing: cut and insert at every offset of a three-block queue. */
 static void test_bufq_edit(void **state)
 {
@@ -436,6 +707,13 @@ int main(void)
 		cmocka_unit_test(test_deny_disconnect),
 		cmocka_unit_test(test_topic_alias),
 		cmocka_unit_test(test_malformed_refused),
+		cmocka_unit_test(test_denial_waits_for_earlier_ack),
+		cmocka_unit_test(test_denial_waits_for_pubrec),
+		cmocka_unit_test(test_several_outstanding_out_of_order),
+		cmocka_unit_test(test_packet_id_reuse),
+		cmocka_unit_test(test_nothing_followed_without_answers),
+		cmocka_unit_test(test_ring_full),
+		cmocka_unit_test(test_gates_merge),
 		cmocka_unit_test(test_bufq_edit),
 	};
 
