@@ -3,7 +3,6 @@
  */
 #include "proxy/auth/http_response.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <openssl/bytestring.h>
 
 #include "proxy/auth/cbs_text.h"
+#include "proxy/auth/errmsg.h"
 
 /* Longest chunk-size line (with extensions) of a chunked body. */
 #define CHUNK_LINE_MAX 4096
@@ -18,21 +18,6 @@
 #define MAX_INTERIM 8
 /* RFC 9111 1.2.2: a delta-seconds too large to represent is 2^31. */
 #define DELTA_SECONDS_MAX 2147483648LL
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Writes the reason and returns 0, so callers can `return fail(...)`. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return 0;
-}
 
 /* What the headers of one response say about framing and caching. */
 struct head {
@@ -148,14 +133,14 @@ static int header_field(CBS name, CBS value, struct head *h, char *err, size_t e
 
 	if (cbs_equals_ci(&name, "content-length")) {
 		if (!digits(&value, INT64_MAX / 4, &n))
-			return fail(err, errlen, "malformed Content-Length");
+			return err_fail(err, errlen, "malformed Content-Length");
 		if (h->content_length >= 0 && h->content_length != n)
-			return fail(err, errlen, "two different Content-Length values");
+			return err_fail(err, errlen, "two different Content-Length values");
 		h->content_length = n;
 	} else if (cbs_equals_ci(&name, "transfer-encoding")) {
 		/* We ask for no compression; chunked is the one coding expected. */
 		if (h->chunked || !cbs_equals_ci(&value, "chunked"))
-			return fail(err, errlen, "unsupported Transfer-Encoding");
+			return err_fail(err, errlen, "unsupported Transfer-Encoding");
 		h->chunked = 1;
 	} else if (cbs_equals_ci(&name, "cache-control")) {
 		cache_control(value, h);
@@ -164,7 +149,7 @@ static int header_field(CBS name, CBS value, struct head *h, char *err, size_t e
 			h->age = n;
 	} else if (cbs_equals_ci(&name, "location")) {
 		if (CBS_len(&value) >= sizeof(h->location))
-			return fail(err, errlen, "Location header too long");
+			return err_fail(err, errlen, "Location header too long");
 		memcpy(h->location, CBS_data(&value), CBS_len(&value));
 		h->location[CBS_len(&value)] = '\0';
 		h->has_location = 1;
@@ -183,35 +168,35 @@ static int parse_head(CBS block, struct head *h, char *err, size_t errlen)
 	h->content_length = -1;
 	h->max_age = -1;
 	if (!get_line(&block, &line) || !status_line(line, &h->status))
-		return fail(err, errlen, "malformed status line");
+		return err_fail(err, errlen, "malformed status line");
 	while (CBS_len(&block) > 0) {
 		CBS name, value;
 
 		if (!get_line(&block, &line))
-			return fail(err, errlen, "a header line is not terminated by CRLF");
+			return err_fail(err, errlen, "a header line is not terminated by CRLF");
 		if (++n > HTTP_MAX_HEADERS)
-			return fail(err, errlen, "more than %d header fields", HTTP_MAX_HEADERS);
+			return err_fail(err, errlen, "more than %d header fields", HTTP_MAX_HEADERS);
 		/* RFC 9112 5.2: obsolete line folding is refused; 5.1: no white
 		 * space between the name and the colon. */
 		if (!CBS_get_until_first(&line, &name, ':') || CBS_len(&name) == 0 || !CBS_skip(&line, 1))
-			return fail(err, errlen, "malformed header field");
+			return err_fail(err, errlen, "malformed header field");
 		for (size_t i = 0; i < CBS_len(&name); i++) {
 			if (!tchar(CBS_data(&name)[i]))
-				return fail(err, errlen, "malformed header field name");
+				return err_fail(err, errlen, "malformed header field name");
 		}
 		value = line;
 		for (size_t i = 0; i < CBS_len(&value); i++) {
 			uint8_t ch = CBS_data(&value)[i];
 
 			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-				return fail(err, errlen, "control character in a header field");
+				return err_fail(err, errlen, "control character in a header field");
 		}
 		trim_ows(&value);
 		if (!header_field(name, value, h, err, errlen))
 			return 0;
 	}
 	if (h->chunked && h->content_length >= 0)
-		return fail(err, errlen, "both Transfer-Encoding and Content-Length");
+		return err_fail(err, errlen, "both Transfer-Encoding and Content-Length");
 	return 1;
 }
 
@@ -237,14 +222,14 @@ static enum http_parse chunked(CBS in, int eof, size_t max_body, uint8_t *out, s
 	size_t sum = 0;
 
 	if (eof)
-		fail(err, errlen, "chunked body cut short");
+		err_fail(err, errlen, "chunked body cut short");
 	for (;;) {
 		CBS line, hex, data;
 		uint64_t size = 0;
 
 		if (!CBS_get_until_first(&in, &line, '\n')) {
 			if (CBS_len(&in) > CHUNK_LINE_MAX) {
-				fail(err, errlen, "chunk size line too long");
+				err_fail(err, errlen, "chunk size line too long");
 				return HTTP_PARSE_BAD;
 			}
 			return more;
@@ -252,21 +237,21 @@ static enum http_parse chunked(CBS in, int eof, size_t max_body, uint8_t *out, s
 		(void)CBS_skip(&in, 1);
 		if (CBS_len(&line) > CHUNK_LINE_MAX || CBS_len(&line) == 0 ||
 		    CBS_data(&line)[CBS_len(&line) - 1] != '\r') {
-			fail(err, errlen, "malformed chunk size line");
+			err_fail(err, errlen, "malformed chunk size line");
 			return HTTP_PARSE_BAD;
 		}
 		CBS_init(&line, CBS_data(&line), CBS_len(&line) - 1);
 		/* chunk-size [ chunk-ext ]; extensions are ignored. */
 		cbs_take_until_any(&line, "; \t", &hex);
 		if (CBS_len(&hex) == 0 || CBS_len(&hex) > 8) {
-			fail(err, errlen, "malformed chunk size");
+			err_fail(err, errlen, "malformed chunk size");
 			return HTTP_PARSE_BAD;
 		}
 		for (size_t i = 0; i < CBS_len(&hex); i++) {
 			int v = hex_value(CBS_data(&hex)[i]);
 
 			if (v < 0) {
-				fail(err, errlen, "malformed chunk size");
+				err_fail(err, errlen, "malformed chunk size");
 				return HTTP_PARSE_BAD;
 			}
 			size = size * 16 + (uint64_t)v;
@@ -274,7 +259,7 @@ static enum http_parse chunked(CBS in, int eof, size_t max_body, uint8_t *out, s
 		if (size == 0)
 			break;
 		if (size > max_body - sum) {
-			fail(err, errlen, "chunked body over %zu bytes", max_body);
+			err_fail(err, errlen, "chunked body over %zu bytes", max_body);
 			return HTTP_PARSE_TOO_LARGE;
 		}
 		if (!CBS_get_bytes(&in, &data, (size_t)size))
@@ -285,7 +270,7 @@ static enum http_parse chunked(CBS in, int eof, size_t max_body, uint8_t *out, s
 		if (CBS_len(&in) < 2)
 			return more;
 		if (CBS_data(&in)[0] != '\r' || CBS_data(&in)[1] != '\n') {
-			fail(err, errlen, "chunk data not followed by CRLF");
+			err_fail(err, errlen, "chunk data not followed by CRLF");
 			return HTTP_PARSE_BAD;
 		}
 		(void)CBS_skip(&in, 2);
@@ -296,14 +281,14 @@ static enum http_parse chunked(CBS in, int eof, size_t max_body, uint8_t *out, s
 
 		if (!CBS_get_until_first(&in, &line, '\n')) {
 			if (CBS_len(&in) > HTTP_MAX_HEADER_BYTES) {
-				fail(err, errlen, "trailer section too long");
+				err_fail(err, errlen, "trailer section too long");
 				return HTTP_PARSE_TOO_LARGE;
 			}
 			return more;
 		}
 		(void)CBS_skip(&in, 1);
 		if (CBS_len(&line) == 0 || CBS_data(&line)[CBS_len(&line) - 1] != '\r') {
-			fail(err, errlen, "malformed trailer line");
+			err_fail(err, errlen, "malformed trailer line");
 			return HTTP_PARSE_BAD;
 		}
 		if (CBS_len(&line) == 1)
@@ -318,7 +303,7 @@ static int set_body(struct http_response *out, const uint8_t *p, size_t n, char 
 {
 	out->body = malloc(n ? n : 1);
 	if (out->body == NULL)
-		return fail(err, errlen, "out of memory");
+		return err_fail(err, errlen, "out of memory");
 	if (n)
 		memcpy(out->body, p, n);
 	out->body_len = n;
@@ -355,7 +340,7 @@ static enum http_parse body(CBS rest, const struct head *h, int eof, size_t max_
 			return r;
 		out->body = malloc(total ? total : 1);
 		if (out->body == NULL) {
-			fail(err, errlen, "out of memory");
+			err_fail(err, errlen, "out of memory");
 			return HTTP_PARSE_BAD;
 		}
 		(void)chunked(rest, eof, max_body, out->body, &total, NULL, 0);
@@ -364,12 +349,12 @@ static enum http_parse body(CBS rest, const struct head *h, int eof, size_t max_
 	}
 	if (h->content_length >= 0) {
 		if ((uint64_t)h->content_length > max_body) {
-			fail(err, errlen, "Content-Length %lld is over the limit of %zu bytes",
+			err_fail(err, errlen, "Content-Length %lld is over the limit of %zu bytes",
 			     (long long)h->content_length, max_body);
 			return HTTP_PARSE_TOO_LARGE;
 		}
 		if (CBS_len(&rest) < (size_t)h->content_length) {
-			fail(err, errlen, "body cut short: %zu of %lld bytes", CBS_len(&rest),
+			err_fail(err, errlen, "body cut short: %zu of %lld bytes", CBS_len(&rest),
 			     (long long)h->content_length);
 			return eof ? HTTP_PARSE_BAD : HTTP_PARSE_MORE;
 		}
@@ -377,7 +362,7 @@ static enum http_parse body(CBS rest, const struct head *h, int eof, size_t max_
 		       ? HTTP_PARSE_DONE : HTTP_PARSE_BAD;
 	}
 	if (CBS_len(&rest) > max_body) {
-		fail(err, errlen, "body over the limit of %zu bytes", max_body);
+		err_fail(err, errlen, "body over the limit of %zu bytes", max_body);
 		return HTTP_PARSE_TOO_LARGE;
 	}
 	if (!eof)
@@ -402,10 +387,10 @@ enum http_parse http_response_parse(const uint8_t *buf, size_t len, int eof, siz
 
 		if (!find_blank_line(&all, &head_len)) {
 			if (CBS_len(&all) >= HTTP_MAX_HEADER_BYTES) {
-				fail(err, errlen, "response headers over %d bytes", HTTP_MAX_HEADER_BYTES);
+				err_fail(err, errlen, "response headers over %d bytes", HTTP_MAX_HEADER_BYTES);
 				return HTTP_PARSE_TOO_LARGE;
 			}
-			fail(err, errlen, "response headers cut short");
+			err_fail(err, errlen, "response headers cut short");
 			return eof ? HTTP_PARSE_BAD : HTTP_PARSE_MORE;
 		}
 		/* The block keeps the CRLF of its last line. */
@@ -416,7 +401,7 @@ enum http_parse http_response_parse(const uint8_t *buf, size_t len, int eof, siz
 		if (h.status >= 200)
 			break;
 		if (h.status == 101 || interim >= MAX_INTERIM) {
-			fail(err, errlen, "unexpected interim response %d", h.status);
+			err_fail(err, errlen, "unexpected interim response %d", h.status);
 			return HTTP_PARSE_BAD;
 		}
 	}

@@ -4,28 +4,13 @@
 #include "proxy/auth/https_url.h"
 
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/bytestring.h>
 
 #include "proxy/auth/cbs_text.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Writes the reason and returns 0, so callers can `return fail(...)`. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return 0;
-}
+#include "proxy/auth/errmsg.h"
 
 static int host_char(uint8_t ch)
 {
@@ -72,37 +57,37 @@ static int parse_authority(CBS auth, struct https_url *out, char *err, size_t er
 	uint8_t buf[16];
 
 	if (CBS_len(&auth) == 0)
-		return fail(err, errlen, "no host in the URL");
+		return err_fail(err, errlen, "no host in the URL");
 	if (memchr(CBS_data(&auth), '@', CBS_len(&auth)) != NULL)
-		return fail(err, errlen, "user info in the URL is not accepted");
+		return err_fail(err, errlen, "user info in the URL is not accepted");
 	out->port = 443;
 	if (CBS_data(&auth)[0] == '[') {
 		if (!CBS_skip(&auth, 1) || !CBS_get_until_first(&auth, &host, ']') || !CBS_skip(&auth, 1) ||
 		    CBS_len(&host) == 0 || CBS_len(&host) > 45)
-			return fail(err, errlen, "malformed IPv6 address in the URL");
+			return err_fail(err, errlen, "malformed IPv6 address in the URL");
 		memcpy(out->host, CBS_data(&host), CBS_len(&host));
 		out->host[CBS_len(&host)] = '\0';
 		if (inet_pton(AF_INET6, out->host, buf) != 1)
-			return fail(err, errlen, "malformed IPv6 address in the URL");
+			return err_fail(err, errlen, "malformed IPv6 address in the URL");
 		out->is_ip = 1;
 		if (CBS_len(&auth) > 0 &&
 		    (CBS_data(&auth)[0] != ':' || !CBS_skip(&auth, 1) || !parse_port(&auth, &out->port)))
-			return fail(err, errlen, "malformed port in the URL");
+			return err_fail(err, errlen, "malformed port in the URL");
 	} else {
 		if (!CBS_get_until_first(&auth, &host, ':'))
 			host = auth, CBS_init(&auth, NULL, 0);
 		if (CBS_len(&host) == 0 || CBS_len(&host) > HTTPS_MAX_HOST)
-			return fail(err, errlen, "no host, or a host name over %d characters", HTTPS_MAX_HOST);
+			return err_fail(err, errlen, "no host, or a host name over %d characters", HTTPS_MAX_HOST);
 		for (size_t i = 0; i < CBS_len(&host); i++) {
 			if (!host_char(CBS_data(&host)[i]))
-				return fail(err, errlen, "the host name has a character other than letters, "
+				return err_fail(err, errlen, "the host name has a character other than letters, "
 				            "digits, '-' and '.'");
 			out->host[i] = (char)ascii_lower(CBS_data(&host)[i]);
 		}
 		out->host[CBS_len(&host)] = '\0';
 		out->is_ip = inet_pton(AF_INET, out->host, buf) == 1;
 		if (CBS_len(&auth) > 0 && (!CBS_skip(&auth, 1) || !parse_port(&auth, &out->port)))
-			return fail(err, errlen, "malformed port in the URL");
+			return err_fail(err, errlen, "malformed port in the URL");
 	}
 	return 1;
 }
@@ -119,9 +104,9 @@ static int parse_path(CBS rest, struct https_url *out, char *err, size_t errlen)
 	else if (CBS_len(&path) == 0)
 		out->path[off++] = '/';
 	if (!path_ok(&path))
-		return fail(err, errlen, "the URL path has a character RFC 3986 does not allow there");
+		return err_fail(err, errlen, "the URL path has a character RFC 3986 does not allow there");
 	if (off + CBS_len(&path) > HTTPS_MAX_PATH)
-		return fail(err, errlen, "URL path over %d characters", HTTPS_MAX_PATH);
+		return err_fail(err, errlen, "URL path over %d characters", HTTPS_MAX_PATH);
 	memcpy(out->path + off, CBS_data(&path), CBS_len(&path));
 	out->path[off + CBS_len(&path)] = '\0';
 	return 1;
@@ -134,9 +119,9 @@ int https_url_parse(const char *s, size_t len, struct https_url *out, char *err,
 	memset(out, 0, sizeof(*out));
 	CBS_init(&c, (const uint8_t *)s, len);
 	if (cbs_skip_prefix_ci(&c, "http://"))
-		return fail(err, errlen, "an http:// URL is refused: keys must come over https://");
+		return err_fail(err, errlen, "an http:// URL is refused: keys must come over https://");
 	if (!cbs_skip_prefix_ci(&c, "https://"))
-		return fail(err, errlen, "not an https:// URL");
+		return err_fail(err, errlen, "not an https:// URL");
 	cbs_take_until_any(&c, "/?#", &auth);
 	return parse_authority(auth, out, err, errlen) && parse_path(c, out, err, errlen);
 }
@@ -151,7 +136,7 @@ int https_url_resolve(const struct https_url *base, const uint8_t *loc, size_t l
 	if (CBS_len(&c) >= 2 && CBS_data(&c)[0] == '/' && CBS_data(&c)[1] == '/') {
 		/* Scheme-relative: the scheme of the base, https. */
 		if (len + 6 >= sizeof(buf))
-			return fail(err, errlen, "Location too long");
+			return err_fail(err, errlen, "Location too long");
 		memcpy(buf, "https:", 6);
 		memcpy(buf + 6, loc, len);
 		return https_url_parse(buf, len + 6, out, err, errlen);
@@ -164,7 +149,7 @@ int https_url_resolve(const struct https_url *base, const uint8_t *loc, size_t l
 		return parse_path(c, out, err, errlen);
 	}
 	if (memchr(loc, ':', len) == NULL)
-		return fail(err, errlen, "a relative Location is not followed");
+		return err_fail(err, errlen, "a relative Location is not followed");
 	return https_url_parse((const char *)loc, len, out, err, errlen);
 }
 

@@ -4,13 +4,13 @@
  */
 #include "proxy/auth/jwks_source.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "proxy/auth/errmsg.h"
 #include "proxy/auth/https_get.h"
 #include "proxy/log.h"
 
@@ -24,21 +24,6 @@ static const char *const result_names[JWKS_RESULT_COUNT] = {
 const char *jwks_result_name(enum jwks_result r)
 {
 	return r < JWKS_RESULT_COUNT ? result_names[r] : "unknown";
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Writes the reason and returns 0, so callers can `return fail(...)`. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return 0;
 }
 
 /* ---- the options ----------------------------------------------------------- */
@@ -65,7 +50,7 @@ int jwks_refresh_parse(const char *s, uint32_t *min_s, uint32_t *max_s, char *er
 	if (dots == NULL || !parse_seconds(s, (size_t)(dots - s), min_s) ||
 	    !parse_seconds(dots + 2, strlen(dots + 2), max_s) || *min_s < 1 || *min_s > *max_s ||
 	    *max_s > JWKS_REFRESH_LIMIT)
-		return fail(err, errlen, "--jwt-jwks-refresh: expected MIN..MAX in seconds, "
+		return err_fail(err, errlen, "--jwt-jwks-refresh: expected MIN..MAX in seconds, "
 		            "1 <= MIN <= MAX <= %d (e.g. " JWKS_REFRESH_DEFAULT "), got '%s'",
 		            JWKS_REFRESH_LIMIT, s ? s : "");
 	return 1;
@@ -86,13 +71,13 @@ static int discovery_url(const char *issuer, struct https_url *out, char *err, s
 	if (n > 0 && issuer[n - 1] == '/')
 		n--;
 	if (n + sizeof(DISCOVERY_PATH) > sizeof(buf))
-		return fail(err, errlen, "--jwt-issuer too long for discovery");
+		return err_fail(err, errlen, "--jwt-issuer too long for discovery");
 	memcpy(buf, issuer, n);
 	memcpy(buf + n, DISCOVERY_PATH, sizeof(DISCOVERY_PATH));
 	if (!https_url_parse(buf, strlen(buf), out, err, errlen))
 		return 0;
 	if (strchr(issuer, '?') != NULL || strchr(issuer, '#') != NULL)
-		return fail(err, errlen, "--jwt-issuer has a query or fragment");
+		return err_fail(err, errlen, "--jwt-issuer has a query or fragment");
 	return 1;
 }
 
@@ -106,18 +91,18 @@ int jwks_config_check(const struct config *cfg, char *err, size_t errlen)
 	                        &lo, &hi, err, errlen))
 		return 0;
 	if (cfg->jwt_jwks_url && cfg->jwt_discovery)
-		return fail(err, errlen, "--jwt-jwks-url and --jwt-discovery: give one of them");
+		return err_fail(err, errlen, "--jwt-jwks-url and --jwt-discovery: give one of them");
 	if (cfg->jwt_jwks_url &&
 	    !https_url_parse(cfg->jwt_jwks_url, strlen(cfg->jwt_jwks_url), &u, why, sizeof(why)))
-		return fail(err, errlen, "--jwt-jwks-url: %s", why);
+		return err_fail(err, errlen, "--jwt-jwks-url: %s", why);
 	if (cfg->jwt_discovery) {
 		if (cfg->jwt_issuer == NULL)
-			return fail(err, errlen, "--jwt-discovery needs --jwt-issuer (the identity provider's URL)");
+			return err_fail(err, errlen, "--jwt-discovery needs --jwt-issuer (the identity provider's URL)");
 		if (!discovery_url(cfg->jwt_issuer, &u, why, sizeof(why)))
-			return fail(err, errlen, "--jwt-discovery: --jwt-issuer: %s", why);
+			return err_fail(err, errlen, "--jwt-discovery: --jwt-issuer: %s", why);
 	}
 	if (cfg->jwt_jwks_ca && !jwks_configured(cfg))
-		return fail(err, errlen, "--jwt-jwks-ca needs --jwt-jwks-url or --jwt-discovery");
+		return err_fail(err, errlen, "--jwt-jwks-ca needs --jwt-jwks-url or --jwt-discovery");
 	return 1;
 }
 
@@ -132,19 +117,19 @@ int jwks_source_init(struct jwks_source *src, const char *url, const char *issue
 	src->cancel_fd = cancel_fd;
 	if (url) {
 		if (!https_url_parse(url, strlen(url), &src->jwks_url, why, sizeof(why)))
-			return fail(err, errlen, "--jwt-jwks-url: %s", why);
+			return err_fail(err, errlen, "--jwt-jwks-url: %s", why);
 		src->have_jwks_url = 1;
 	} else if (issuer == NULL) {
-		return fail(err, errlen, "--jwt-discovery needs --jwt-issuer");
+		return err_fail(err, errlen, "--jwt-discovery needs --jwt-issuer");
 	} else if (!discovery_url(issuer, &src->discovery_url, why, sizeof(why))) {
-		return fail(err, errlen, "--jwt-discovery: %s", why);
+		return err_fail(err, errlen, "--jwt-discovery: %s", why);
 	} else if ((src->issuer = strdup(issuer)) == NULL) {
-		return fail(err, errlen, "out of memory");
+		return err_fail(err, errlen, "out of memory");
 	}
 	if (ca_file && (src->ca_file = strdup(ca_file)) == NULL)
-		return fail(err, errlen, "out of memory");
+		return err_fail(err, errlen, "out of memory");
 	if (!https_ca_check(src->ca_file, why, sizeof(why)))
-		return fail(err, errlen, "%s%s", ca_file ? "--jwt-jwks-ca: " : "", why);
+		return err_fail(err, errlen, "%s%s", ca_file ? "--jwt-jwks-ca: " : "", why);
 	return 1;
 }
 
@@ -197,17 +182,17 @@ int jwks_discovery_parse(const uint8_t *doc, size_t len, const char *issuer, str
 	int ok = 0;
 
 	if (!json_is_object(root)) {
-		fail(err, errlen, "the discovery document is not a JSON object");
+		err_fail(err, errlen, "the discovery document is not a JSON object");
 	} else if (!json_is_string(iss) || json_string_length(iss) != strlen(issuer) ||
 	           memcmp(json_string_value(iss), issuer, strlen(issuer)) != 0) {
 		/* OpenID Connect Discovery 4.3: it must be exactly ours, or
 		 * someone else's keys would be trusted for our issuer. */
-		fail(err, errlen, "its \"issuer\" is not --jwt-issuer");
+		err_fail(err, errlen, "its \"issuer\" is not --jwt-issuer");
 	} else if (!json_is_string(uri)) {
-		fail(err, errlen, "it has no \"jwks_uri\"");
+		err_fail(err, errlen, "it has no \"jwks_uri\"");
 	} else if (!https_url_parse(json_string_value(uri), json_string_length(uri), out, why,
 	                            sizeof(why))) {
-		fail(err, errlen, "its \"jwks_uri\": %s", why);
+		err_fail(err, errlen, "its \"jwks_uri\": %s", why);
 	} else {
 		ok = 1;
 	}
@@ -226,12 +211,12 @@ static enum jwks_result discover(struct jwks_source *src, char *why, size_t whyl
 	get_opts(src, &o);
 	r = https_get(&src->discovery_url, &o, &resp, NULL, e, sizeof(e));
 	if (r != HTTPS_OK) {
-		fail(why, whylen, "discovery: %s", e);
+		err_fail(why, whylen, "discovery: %s", e);
 		return from_https(r);
 	}
 	if (!jwks_discovery_parse(resp.body, resp.body_len, src->issuer, &found, e, sizeof(e))) {
 		http_response_cleanup(&resp);
-		fail(why, whylen, "discovery: %s", e);
+		err_fail(why, whylen, "discovery: %s", e);
 		return JWKS_DISCOVERY;
 	}
 	http_response_cleanup(&resp);
@@ -261,7 +246,7 @@ enum jwks_result jwks_source_fetch(struct jwks_source *src, struct jwt_keyset **
 	r = https_get(&src->jwks_url, &o, &resp, NULL, e, sizeof(e));
 	if (r != HTTPS_OK) {
 		src->rediscover = 1;
-		fail(why, whylen, "%s", e);
+		err_fail(why, whylen, "%s", e);
 		return from_https(r);
 	}
 	*out = jwt_keyset_parse_jwks(resp.body, resp.body_len, e, sizeof(e));
@@ -269,7 +254,7 @@ enum jwks_result jwks_source_fetch(struct jwks_source *src, struct jwt_keyset **
 	http_response_cleanup(&resp);
 	if (*out == NULL) {
 		src->rediscover = 1;
-		fail(why, whylen, "the JWK Set: %s", e);
+		err_fail(why, whylen, "the JWK Set: %s", e);
 		return strncmp(e, JWT_KEYS_NONE_USABLE, strlen(JWT_KEYS_NONE_USABLE)) == 0 ? JWKS_NO_KEYS
 		                                                                        : JWKS_MALFORMED;
 	}
