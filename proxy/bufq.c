@@ -264,6 +264,17 @@ int bufq_add(struct bufq *q, struct blk_cache *c, const void *p, size_t n)
 	return 1;
 }
 
+/* Puts |b|, holding |n| bytes, in front of the queue. */
+static void push_head(struct bufq *q, struct blk *b, size_t n)
+{
+	b->len = (uint32_t)n;
+	b->next = q->head;
+	q->head = b;
+	if (q->tail == NULL)
+		q->tail = b;
+	q->len += n;
+}
+
 int bufq_prepend(struct bufq *q, struct blk_cache *c, const void *p, size_t n)
 {
 	struct blk *b;
@@ -273,12 +284,7 @@ int bufq_prepend(struct bufq *q, struct blk_cache *c, const void *p, size_t n)
 	if ((b = blk_get(c, n)) == NULL)
 		return 0;
 	memcpy(b->data, p, n);
-	b->len = (uint32_t)n;
-	b->next = q->head;
-	q->head = b;
-	if (q->tail == NULL)
-		q->tail = b;
-	q->len += n;
+	push_head(q, b, n);
 	return 1;
 }
 
@@ -307,12 +313,7 @@ const uint8_t *bufq_pullup(struct bufq *q, struct blk_cache *c, size_t n)
 		done += take;
 		bufq_drain(q, c, take);
 	}
-	b->len = (uint32_t)n;
-	b->next = q->head;
-	q->head = b;
-	if (q->tail == NULL)
-		q->tail = b;
-	q->len += n;
+	push_head(q, b, n);
 	return b->data;
 }
 
