@@ -3,12 +3,26 @@
  * This is the only file that moves pointers over packet bytes; everything
  * else asks a cursor for the next field and stops at the first 0.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "mqtt/cursor.h"
 
 /* The largest value a Variable Byte Integer can carry (1.5.5). */
 #define VARINT_MAX 268435455u
+
+char *slice_dup(struct slice s)
+{
+	char *p = malloc(s.len + 1);
+
+	/* An absent field is a NULL slice: nothing to copy. */
+	if (p) {
+		if (s.len > 0)
+			memcpy(p, s.ptr, s.len);
+		p[s.len] = '\0';
+	}
+	return p;
+}
 
 void cursor_init(struct cursor *c, const uint8_t *ptr, size_t len)
 {

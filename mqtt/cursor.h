@@ -28,6 +28,10 @@ struct cursor {
 	size_t len;
 };
 
+/* A NUL-terminated malloc'd copy of |s| (an absent, NULL slice gives ""),
+ * or NULL without memory; the caller frees it. */
+char *slice_dup(struct slice s);
+
 void cursor_init(struct cursor *c, const uint8_t *ptr, size_t len);
 size_t cursor_left(const struct cursor *c);
 int cursor_u8(struct cursor *c, uint8_t *out);

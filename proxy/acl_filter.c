@@ -13,18 +13,6 @@
 
 /* ---- state ------------------------------------------------------------------ */
 
-static char *dup_slice(struct slice s)
-{
-	char *p = malloc(s.len + 1);
-
-	if (p) {
-		if (s.len > 0)
-			memcpy(p, s.ptr, s.len);
-		p[s.len] = '\0';
-	}
-	return p;
-}
-
 struct acl_session *acl_session_new(struct acl *file, struct acl *claim, const struct slice *user,
                                     struct slice cid, uint8_t version, int disconnect)
 {
@@ -39,10 +27,10 @@ struct acl_session *acl_session_new(struct acl *file, struct acl *claim, const s
 	a->claim = claim;
 	a->version = version;
 	a->disconnect = disconnect != 0;
-	a->cid = dup_slice(cid);
+	a->cid = slice_dup(cid);
 	a->clen = cid.len;
 	if (user) {
-		a->user = dup_slice(*user);
+		a->user = slice_dup(*user);
 		a->ulen = user->len;
 	}
 	if (a->cid == NULL || (user && a->user == NULL)) {

@@ -102,19 +102,6 @@ void session_auth_free(struct session_auth *a)
 	free(a);
 }
 
-static char *copy_slice(struct slice sl)
-{
-	char *p = malloc(sl.len + 1);
-
-	/* An absent field is a NULL slice: nothing to copy. */
-	if (p) {
-		if (sl.len > 0)
-			memcpy(p, sl.ptr, sl.len);
-		p[sl.len] = '\0';
-	}
-	return p;
-}
-
 static int build_request(struct auth_job *j, const struct session *s)
 {
 	struct auth_request *r = &j->req;
@@ -127,9 +114,9 @@ static int build_request(struct auth_job *j, const struct session *s)
 	r->has_password = c->has_password;
 	r->password_len = c->password.len;
 	r->has_auth_method = c->has_auth_method;
-	r->client_id = copy_slice(c->client_id);
-	r->username = copy_slice(c->username);
-	r->password = (uint8_t *)copy_slice(c->password);
+	r->client_id = slice_dup(c->client_id);
+	r->username = slice_dup(c->username);
+	r->password = (uint8_t *)slice_dup(c->password);
 	if (s->peer.identity)
 		r->cert_identity = strdup(s->peer.identity);
 	return r->client_id && r->username && r->password &&
